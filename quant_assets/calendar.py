@@ -1,0 +1,103 @@
+"""Exchange trading calendar (Shanghai/Shenzhen) and the trading-day partitions of every daily asset.
+
+Holidays come from exchange_calendars' XSHG calendar, which is maintained upstream and covers
+2006 to the end of its published year. Later years can be extended by configuration
+(``QUANT_EXTRA_HOLIDAYS``: comma-separated ISO dates); beyond XSHG's last session, weekdays
+that are not listed there count as trading days.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+from dagster import TimeWindowPartitionsDefinition
+
+from quant_assets.market.rules import TZ
+
+CALENDAR_START = pd.Timestamp("2005-01-04")
+DEFAULT_PARTITIONS_START = "2023-01-03"
+
+
+@lru_cache(maxsize=1)
+def _xshg() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XSHG", start=CALENDAR_START)
+
+
+def _extra_holidays_from_env() -> tuple[str, ...]:
+    raw = os.environ.get("QUANT_EXTRA_HOLIDAYS", "")
+    return tuple(d.strip() for d in raw.split(",") if d.strip())
+
+
+def trading_days(
+    start: str | datetime | pd.Timestamp,
+    end: str | datetime | pd.Timestamp,
+    extra_holidays: Iterable[str] | None = None,
+) -> pd.DatetimeIndex:
+    """Trading days in [start, end] as tz-naive midnight timestamps."""
+    start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    if start < CALENDAR_START:
+        raise ValueError(f"the calendar starts on {CALENDAR_START.date()}; asked for {start.date()}")
+    holidays = pd.DatetimeIndex(
+        list(extra_holidays) if extra_holidays is not None else list(_extra_holidays_from_env())
+    )
+    cal = _xshg()
+    last = cal.last_session.tz_localize(None) if cal.last_session.tz else cal.last_session
+    days = pd.DatetimeIndex([])
+    if start <= last:
+        known = cal.sessions_in_range(start, min(end, last))
+        days = pd.DatetimeIndex(known).tz_localize(None) if known.tz else pd.DatetimeIndex(known)
+    if end > last:
+        days = days.append(pd.bdate_range(max(start, last + pd.Timedelta(days=1)), end))
+    days = days[~days.isin(holidays)]
+    return pd.DatetimeIndex(days.astype("datetime64[ns]"), name="date")
+
+
+def is_trading_day(day: str | datetime | pd.Timestamp) -> bool:
+    """True if `day` is a trading day of the exchanges."""
+    day = pd.Timestamp(day).normalize()
+    return len(trading_days(day, day)) == 1
+
+
+def previous_trading_day(day: str | datetime | pd.Timestamp, n: int = 1) -> pd.Timestamp:
+    """The trading day `n` sessions before `day` (which need not be a trading day)."""
+    day = pd.Timestamp(day).normalize()
+    window = trading_days(max(CALENDAR_START, day - pd.Timedelta(days=n * 3 + 30)), day)
+    window = window[window < day]
+    if len(window) < n:
+        raise ValueError(f"no trading day {n} sessions before {day.date()}")
+    return window[-n]
+
+
+def next_trading_day(day: str | datetime | pd.Timestamp, n: int = 1) -> pd.Timestamp:
+    """The trading day `n` sessions after `day`."""
+    day = pd.Timestamp(day).normalize()
+    window = trading_days(day, day + pd.Timedelta(days=n * 3 + 30))
+    window = window[window > day]
+    return window[n - 1]
+
+
+def trading_day_partitions(
+    start: str | None = None, end: str | None = None
+) -> TimeWindowPartitionsDefinition:
+    """Daily partitions with one key per trading day (weekday cron minus exchange holidays)."""
+    start = start or os.environ.get("QUANT_PARTITIONS_START", DEFAULT_PARTITIONS_START)
+    horizon_end = pd.Timestamp(end) if end else pd.Timestamp.now(tz=TZ).tz_localize(None)
+    weekdays = pd.bdate_range(start, horizon_end + pd.Timedelta(days=7))
+    sessions = trading_days(start, horizon_end + pd.Timedelta(days=7))
+    holidays = weekdays.difference(sessions)
+    return TimeWindowPartitionsDefinition(
+        start=start,
+        end=end,
+        fmt="%Y-%m-%d",
+        cron_schedule="0 0 * * 1-5",
+        timezone=TZ,
+        exclusions=[d.to_pydatetime() for d in holidays],
+    )
+
+
+TRADING_DAYS = trading_day_partitions()

@@ -1,0 +1,28 @@
+"""The one Definitions object of the code location: assets per stage, jobs, schedules, resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor, load_assets_from_modules, multiprocess_executor
+
+from quant_assets.factors import assets as factor_assets
+from quant_assets.market import assets as market_assets
+from quant_assets.models import assets as model_assets
+from quant_assets.ops.jobs import daily_pipeline, history_load
+from quant_assets.ops.schedules import daily_after_close
+from quant_assets.reports import assets as report_assets
+from quant_assets.strategy import assets as strategy_assets
+from resources import build_resources, clickhouse_is_embedded
+
+resources = build_resources()
+
+defs = Definitions(
+    assets=load_assets_from_modules(
+        [market_assets, factor_assets, model_assets, strategy_assets, report_assets]
+    ),
+    jobs=[daily_pipeline, history_load],
+    schedules=[daily_after_close],
+    resources=resources,
+    # An embedded chDB folder is open in one process at a time: run a job's steps in one
+    # process. Against a ClickHouse server, steps run in parallel.
+    executor=in_process_executor if clickhouse_is_embedded() else multiprocess_executor,
+)

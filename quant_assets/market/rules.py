@@ -1,0 +1,71 @@
+"""China A-share market rules: boards, price limits, ticks, lots and trading sessions.
+
+Shared by the simulated market, validation and the backtest so that one rule has one home.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import numpy as np
+import pandas as pd
+
+TZ = "Asia/Shanghai"
+TICK_SIZE = 0.01  # CNY, every A-share board
+LOT_SIZE = 100  # shares per board lot for buy orders
+
+# Continuous sessions; the opening call auction prints at 09:25 and the closing call auction
+# (14:57-15:00, both exchanges since 2018) prints at 15:00.
+OPEN_AUCTION = time(9, 25)
+MORNING = (time(9, 30), time(11, 30))
+AFTERNOON = (time(13, 0), time(14, 57))
+CLOSE_AUCTION = time(15, 0)
+MARKET_CLOSE = time(15, 0)
+
+BOARDS = ("main", "chinext", "star")
+_LIMIT_PCT = {"main": 0.10, "chinext": 0.20, "star": 0.20}
+ST_LIMIT_PCT = 0.05  # ST/*ST shares on the main board
+
+
+def board_of(symbol: str) -> str:
+    """Listing board from the code prefix: 300/301 ChiNext, 688/689 STAR, the rest main board."""
+    code = symbol.split(".")[0]
+    if code.startswith(("300", "301")):
+        return "chinext"
+    if code.startswith(("688", "689")):
+        return "star"
+    return "main"
+
+
+def limit_pct(board: str | pd.Series, is_st: bool | pd.Series = False) -> float | pd.Series:
+    """Daily price-limit fraction: 10% main board, 20% ChiNext/STAR, 5% for ST on the main board."""
+    if isinstance(board, pd.Series):
+        pct = board.map(_LIMIT_PCT).astype(float)
+        st = pd.Series(is_st, index=board.index).astype(bool) & (board == "main")
+        return pct.where(~st, ST_LIMIT_PCT)
+    if board not in _LIMIT_PCT:
+        raise ValueError(f"unknown board {board!r}; expected one of {BOARDS}")
+    return ST_LIMIT_PCT if (is_st and board == "main") else _LIMIT_PCT[board]
+
+
+def round_price(x: np.ndarray | pd.Series | float) -> np.ndarray | pd.Series | float:
+    """Round to the 0.01 CNY tick, half away from zero as the exchanges do for limit prices."""
+    return np.sign(x) * np.floor(np.abs(x) * 100 + 0.5 + 1e-9) / 100
+
+
+def price_limits(preclose, pct):
+    """Limit-up and limit-down prices from the previous (ex-rights) close, on the price tick."""
+    preclose = np.asarray(preclose, dtype=float) if not isinstance(preclose, pd.Series) else preclose
+    up = round_price(preclose * (1 + pct))
+    down = round_price(preclose * (1 - pct))
+    return up, down
+
+
+def in_session(ts: pd.Series) -> pd.Series:
+    """True where a local timestamp lies in a trading session or on an auction print."""
+    t = ts.dt.time
+    return (
+        (t == OPEN_AUCTION)
+        | ((t >= MORNING[0]) & (t <= MORNING[1]))
+        | ((t >= AFTERNOON[0]) & (t <= CLOSE_AUCTION))
+    )

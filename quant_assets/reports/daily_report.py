@@ -1,0 +1,51 @@
+"""The daily HTML report: today's recommendations and the realised track record, with a plot."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def equity_curve_png(perf: pd.DataFrame) -> bytes:
+    """PNG of the compounded portfolio and universe curves."""
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
+    (1 + perf).cumprod().plot(ax=ax)
+    ax.set_title("Realised next-day returns of the daily top-N (before costs)")
+    ax.set_ylabel("growth of 1")
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def render_daily_report(
+    day: str, for_day: str, recommendations: pd.DataFrame, perf: pd.DataFrame, summary: dict
+) -> str:
+    """A self-contained HTML page (the plot is embedded)."""
+    parts = [
+        f"<html><head><meta charset='utf-8'><title>Recommendations {html.escape(for_day)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>",
+        f"<h1>Recommendations for {html.escape(for_day)}</h1>",
+        f"<p>Signals computed after the close of {html.escape(day)}.</p>",
+        recommendations.to_html(index=False, float_format=lambda v: f"{v:.4f}"),
+    ]
+    if len(perf) >= 2:
+        png = base64.b64encode(equity_curve_png(perf)).decode()
+        stats = pd.Series(summary, name="value").to_frame()
+        parts += [
+            f"<h2>Track record ({len(perf)} days)</h2>",
+            f"<img src='data:image/png;base64,{png}'/>",
+            stats.to_html(float_format=lambda v: f"{v:.4f}"),
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts)

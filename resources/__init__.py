@@ -1,0 +1,61 @@
+"""Dagster resources of the platform, built from the environment (embedded defaults otherwise)."""
+
+from __future__ import annotations
+
+import os
+
+from resources.clickhouse import ClickHouseResource, TableSpec
+from resources.llm import LLMResource
+from resources.market import MarketDataResource
+from resources.mlflow_tracking import MLflowResource
+from resources.settings import data_dir, env_or
+
+
+def clickhouse_is_embedded() -> bool:
+    """True when the configured DSN is the in-process chDB engine (the default)."""
+    return os.environ.get("QUANT_CLICKHOUSE_DSN", "chdb://").startswith("chdb://")
+
+
+def build_resources() -> dict[str, object]:
+    """The resource set for this process: environment variables override embedded defaults.
+
+    QUANT_CLICKHOUSE_DSN (default chdb://<data>/clickhouse), QUANT_CLICKHOUSE_DATABASE,
+    MLFLOW_TRACKING_URI (default sqlite:///<data>/mlflow/mlflow.db), QUANT_MLFLOW_ARTIFACTS,
+    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS.
+    """
+    root = data_dir()
+    (root / "mlflow").mkdir(parents=True, exist_ok=True)
+    return {
+        "clickhouse": ClickHouseResource(
+            dsn=env_or("QUANT_CLICKHOUSE_DSN", f"chdb://{root / 'clickhouse'}"),
+            database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
+        ),
+        "mlflow_tracking": MLflowResource(
+            tracking_uri=env_or("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"),
+            artifact_location=env_or(
+                "QUANT_MLFLOW_ARTIFACTS", (root / "mlflow" / "artifacts").as_uri()
+            ),
+        ),
+        "market": MarketDataResource(
+            seed=int(os.environ.get("QUANT_SIM_SEED", "7")),
+            n_symbols=int(os.environ.get("QUANT_SIM_SYMBOLS", "100")),
+        ),
+        "llm": LLMResource(
+            model=env_or("QUANT_LLM_MODEL", None),
+            api_key=env_or("QUANT_LLM_API_KEY", None),
+            api_base=env_or("QUANT_LLM_API_BASE", None),
+        ),
+    }
+
+
+__all__ = [
+    "ClickHouseResource",
+    "LLMResource",
+    "MLflowResource",
+    "MarketDataResource",
+    "TableSpec",
+    "build_resources",
+    "clickhouse_is_embedded",
+    "data_dir",
+    "env_or",
+]

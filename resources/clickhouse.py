@@ -1,0 +1,125 @@
+"""ClickHouse access for every stage: one client API for the embedded chDB engine and for servers.
+
+The DSN decides the deployment: ``chdb://<folder>`` runs the ClickHouse engine in-process,
+``http(s)://user:password@host:port`` talks to a server or cluster. SQL is written once.
+A chDB folder can be open in one process at a time, so callers open a client for a unit of work
+and close it (`client()` is a context manager), and opening retries while another process holds it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import clickhouse_connect
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+from dagster import ConfigurableResource, get_dagster_logger
+from pydantic import Field
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's DDL: columns (name -> ClickHouse type), sort key, partition key and engine.
+
+    Daily tables are PARTITION BY their `date` column so that one trading day can be replaced
+    atomically (REPLACE PARTITION) and dropped cheaply; ORDER BY puts `symbol` first because
+    almost every read is a time range of a few symbols or a cross-section of one day.
+    """
+
+    name: str
+    columns: dict[str, str]
+    order_by: tuple[str, ...]
+    partition_by: str | None = "date"
+    engine: str = "MergeTree"
+    settings: str = ""
+
+    def ddl(self, database: str) -> str:
+        cols = ",\n  ".join(f"`{c}` {t}" for c, t in self.columns.items())
+        parts = [
+            f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n  {cols}\n)",
+            f"ENGINE = {self.engine}",
+        ]
+        if self.partition_by:
+            parts.append(f"PARTITION BY {self.partition_by}")
+        parts.append(f"ORDER BY ({', '.join(self.order_by)})")
+        if self.settings:
+            parts.append(f"SETTINGS {self.settings}")
+        return "\n".join(parts)
+
+
+class ClickHouseResource(ConfigurableResource):
+    """ClickHouse through clickhouse-connect; embedded chDB by default."""
+
+    dsn: str = Field(description="chdb://<folder> (embedded) or http(s)://user:pass@host:port")
+    database: str = Field(default="quant", description="database holding the platform's tables")
+    open_timeout_s: float = Field(
+        default=120.0, description="how long to wait for another process to release chDB"
+    )
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb://")
+
+    @contextmanager
+    def client(self) -> Iterator[Client]:
+        """A connected client for one unit of work, closed afterwards."""
+        client = self._open()
+        try:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            yield client
+        finally:
+            client.close()
+
+    def _open(self) -> Client:
+        deadline = time.monotonic() + self.open_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                return clickhouse_connect.get_client(dsn=self.dsn)
+            except Exception as exc:  # chDB says so when another process holds the folder
+                busy = "EmbeddedServer" in str(exc) or "lock" in str(exc).lower()
+                if not (self.embedded and busy) or time.monotonic() > deadline:
+                    raise
+                get_dagster_logger().info("chDB folder busy in another process; retrying")
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def ensure_table(self, client: Client, spec: TableSpec) -> None:
+        """Create the table on first use."""
+        client.command(spec.ddl(self.database))
+
+    def replace_partition(
+        self, client: Client, spec: TableSpec, df: pd.DataFrame, day: str | pd.Timestamp
+    ) -> int:
+        """Atomically make `df` the whole content of one day's partition; returns rows written.
+
+        The rows go to a staging copy of the table first and are swapped in with
+        REPLACE PARTITION, so readers see the old day or the new day, never a mix, and a crash
+        before the swap leaves the old data. An empty frame drops the day explicitly (ClickHouse
+        refuses to replace from an empty source).
+        """
+        self.ensure_table(client, spec)
+        day = pd.Timestamp(day).strftime("%Y-%m-%d")
+        target = f"{self.database}.{spec.name}"
+        if df.empty:
+            client.command(f"ALTER TABLE {target} DROP PARTITION '{day}'")
+            return 0
+        bad = df["date"].dt.strftime("%Y-%m-%d").ne(day)
+        if bad.any():
+            raise ValueError(f"{spec.name}: {int(bad.sum())} rows are not dated {day}")
+        staging = f"{self.database}.{spec.name}__staging_{uuid.uuid4().hex[:12]}"
+        client.command(f"CREATE TABLE {staging} AS {target}")
+        try:
+            client.insert_df(staging, df[list(spec.columns)])
+            client.command(f"ALTER TABLE {target} REPLACE PARTITION '{day}' FROM {staging}")
+        finally:
+            client.command(f"DROP TABLE IF EXISTS {staging}")
+        return len(df)
+
+    def query_df(self, client: Client, sql: str, parameters: dict | None = None) -> pd.DataFrame:
+        """Run a SELECT and return a DataFrame; `{db}` in the SQL names the platform database."""
+        return client.query_df(sql.replace("{db}", self.database), parameters=parameters or {})

@@ -1,0 +1,33 @@
+"""Shared fixtures: real embedded engines in temporary folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resources import ClickHouseResource, MLflowResource, MarketDataResource
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def clickhouse(tmp_path: Path) -> ClickHouseResource:
+    """A chDB database in a fresh folder, through clickhouse-connect."""
+    return ClickHouseResource(dsn=f"chdb://{tmp_path / 'clickhouse'}", database="quant_test")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clickhouse) -> dict:
+    """The embedded resource set in a temporary data folder, with a small simulated market."""
+    monkeypatch.setenv("QUANT_DATA_DIR", str(tmp_path))
+    (tmp_path / "mlflow").mkdir()
+    return {
+        "clickhouse": clickhouse,
+        "mlflow_tracking": MLflowResource(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+            artifact_location=(tmp_path / "mlflow" / "artifacts").as_uri(),
+            experiment="test",
+        ),
+        "market": MarketDataResource(n_symbols=40, seed=11, sim_end="2024-12-31"),
+    }
