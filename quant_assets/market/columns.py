@@ -18,8 +18,17 @@ UNIVERSE = ["symbol", "name", "industry", "board", "list_date", "is_st"]
 # from yesterday's close on ex-dates). Suspended days keep a row with volume 0 and
 # open = high = low = close = preclose.
 BARS = [
-    "date", "symbol", "open", "high", "low", "close", "preclose",
-    "volume", "amount", "is_suspended", "is_st",
+    "date",
+    "symbol",
+    "open",
+    "high",
+    "low",
+    "close",
+    "preclose",
+    "volume",
+    "amount",
+    "is_suspended",
+    "is_st",
 ]
 
 # Tick-by-tick trades. side: 1 buyer-initiated, -1 seller-initiated, 0 auction print.
@@ -44,6 +53,11 @@ NEWS = ["news_id", "ts", "symbol", "title", "body", "source", "sentiment"]
 # i.e. per share held: `cash_dividend` CNY, `bonus_ratio` new shares (送转股), `split_ratio`
 # new shares per old share for a split (1.0 = no split).
 CORPORATE_ACTIONS = [
-    "action_id", "symbol", "announce_date", "ex_date",
-    "cash_dividend", "bonus_ratio", "split_ratio",
+    "action_id",
+    "symbol",
+    "announce_date",
+    "ex_date",
+    "cash_dividend",
+    "bonus_ratio",
+    "split_ratio",
 ]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
+from quant_assets.market.normalise import adjust_prices, factors_from_preclose
 from resources.clickhouse import ClickHouseResource
 
 
@@ -25,22 +25,15 @@ def read_daily_bars(
 
 
 def adjusted_bars(raw: pd.DataFrame) -> pd.DataFrame:
-    """Backward-adjusted prices from the exchange's ex-rights `preclose`, without look-ahead.
+    """Backward-adjusted bars from the exchange's ex-rights `preclose`, without look-ahead.
 
-    The adjustment factor compounds close_{t-1} / preclose_t, which is 1 except on ex-dates,
-    and only uses rows up to each date: a window's adjusted series is relative to its first
-    day, so ratios (returns, moving-average ratios) are exact and nothing from after t leaks in.
-    Adds `vwap` (amount / volume; close when nothing traded) and `ret1` (adjusted daily return).
+    The factor compounds close_{t-1} / preclose_t using rows up to each date only, so a
+    window's adjusted series is exact for ratios (returns, moving-average ratios) and nothing
+    from after t leaks in. Adds `vwap` (amount / adjusted volume; the close when nothing
+    traded) and `ret1` (adjusted close-to-close return), sorted by (date, symbol).
     """
-    df = raw.sort_values(["symbol", "date"]).copy()
-    prev_close = df.groupby("symbol")["close"].shift(1)
-    step = (prev_close / df["preclose"]).where(prev_close.notna(), 1.0)
-    factor = step.groupby(df["symbol"]).cumprod()
-    for col in ("open", "high", "low", "close", "preclose"):
-        df[col] = df[col] * factor
-    vwap = np.where(df["volume"] > 0, df["amount"] / df["volume"].clip(lower=1), np.nan)
-    df["vwap"] = np.where(np.isfinite(vwap), vwap * factor, df["close"])
-    df["volume"] = df["volume"].astype(float) / factor  # shares scale inversely to prices
+    df = adjust_prices(raw, factors_from_preclose(raw), how="backward")
+    traded = df["volume"] > 0
+    df["vwap"] = (df["amount"] / df["volume"].where(traded)).where(traded, df["close"])
     df["ret1"] = df["close"] / df["preclose"] - 1.0
-    df["adj_factor"] = factor
-    return df.sort_values(["date", "symbol"]).reset_index(drop=True)
+    return df.sort_values(["date", "symbol"], kind="stable", ignore_index=True)

@@ -55,7 +55,9 @@ def round_price(x: np.ndarray | pd.Series | float) -> np.ndarray | pd.Series | f
 
 def price_limits(preclose, pct):
     """Limit-up and limit-down prices from the previous (ex-rights) close, on the price tick."""
-    preclose = np.asarray(preclose, dtype=float) if not isinstance(preclose, pd.Series) else preclose
+    preclose = (
+        np.asarray(preclose, dtype=float) if not isinstance(preclose, pd.Series) else preclose
+    )
     up = round_price(preclose * (1 + pct))
     down = round_price(preclose * (1 - pct))
     return up, down
