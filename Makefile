@@ -20,12 +20,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Qlib, in a venv of its own, is the reference the Alpha158 parity tests compare against.
+QLIB_VENV := .venv-qlib
+$(QLIB_VENV)/.installed:
+	@echo "Installing the Qlib reference engine into $(QLIB_VENV)..."
+	$(PYTHON) -m venv $(QLIB_VENV)
+	$(QLIB_VENV)/bin/pip install --progress-bar off "pyqlib==0.9.7" pyarrow
+	@touch $@
+
 demo: install
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m quant_assets.demo
 
-test: install
+test: install $(QLIB_VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -40,7 +48,7 @@ ui: install
 mlflow-ui: install
 	bash mlflow/serve.sh
 
-bench: install
+bench: install $(QLIB_VENV)/.installed
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:

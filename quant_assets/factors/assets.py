@@ -1,6 +1,5 @@
 """Factor stage: daily factor values from adjusted bars, stored long-form in ClickHouse."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import (
@@ -42,13 +41,17 @@ def factor_values(
     with clickhouse.client() as client:
         raw = read_daily_bars(clickhouse, client, start, day)
         history_days = int(raw["date"].nunique()) if not raw.empty else 0
-        values = compute_daily_factors(adjusted_bars(raw), day) if not raw.empty else pd.DataFrame(
-            columns=list(FACTOR_VALUES.columns)
+        values = (
+            compute_daily_factors(adjusted_bars(raw), day)
+            if not raw.empty
+            else pd.DataFrame(columns=list(FACTOR_VALUES.columns))
         )
         rows = clickhouse.replace_partition(client, FACTOR_VALUES, values, day)
-    stats = values.groupby("factor")["value"].agg(
-        nan_share=lambda v: float(v.isna().mean()), std="std", mean="mean"
-    ).reindex(list(DAILY_FACTORS))
+    stats = (
+        values.groupby("factor")["value"]
+        .agg(nan_share=lambda v: float(v.isna().mean()), std="std", mean="mean")
+        .reindex(list(DAILY_FACTORS))
+    )
     short_history = history_days < LOOKBACK_DAYS + 1
     worst_nan = float(stats["nan_share"].max()) if len(values) else 1.0
     constant = sorted(stats.index[stats["std"].fillna(0) == 0])

@@ -33,8 +33,8 @@ def compute_daily_factors(adjusted: pd.DataFrame, day: pd.Timestamp) -> pd.DataF
         values = evaluate_expression(expr, traded)
         today = values[values.index.get_level_values("date") == day]
         frames.append(
-            today.rename("value").reset_index().assign(factor=name)[
-                ["date", "symbol", "factor", "value"]
-            ]
+            today.rename("value")
+            .reset_index()
+            .assign(factor=name)[["date", "symbol", "factor", "value"]]
         )
     return pd.concat(frames, ignore_index=True)

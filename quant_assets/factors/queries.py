@@ -22,7 +22,9 @@ def read_factor_panel(
         where += " AND factor IN %(factors)s"
         params["factors"] = tuple(factors)
     long = ch.query_df(
-        client, f"SELECT date, symbol, factor, value FROM {{db}}.factor_values WHERE {where}", params
+        client,
+        f"SELECT date, symbol, factor, value FROM {{db}}.factor_values WHERE {where}",
+        params,
     )
     if long.empty:
         return pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=["date", "symbol"]))

@@ -1,0 +1,454 @@
+"""Numba kernels over 2-D panels shaped (symbols, dates): every time series is a contiguous row.
+
+Rolling kernels follow pandas' ``rolling(N, min_periods=1)`` as Qlib uses it: NaNs inside a
+window are skipped, a window with no valid value gives NaN, and the first N-1 dates use the
+partial window. Each window is recomputed directly (O(N) per output) rather than updated
+online, so results carry no accumulated rounding drift and infinities do not poison later
+windows. Without numba the same code runs as (slow) plain Python.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:
+    from numba import njit, prange
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only without numba
+    HAVE_NUMBA = False
+    prange = range
+
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+
+_JIT = {"cache": True, "parallel": True, "nogil": True}
+# Qlib masks Corr/Rsquare where a window's std is np.isclose(.., 0, atol=2e-05).
+STD_EPS = 2e-05
+
+
+@njit(**_JIT)
+def roll_sum(x, n_win, kind):
+    """kind 0 sum, 1 mean, 2 count of valid values.
+
+    Running sums, recomputed from scratch every N dates so rounding drift never spans more
+    than two windows; a window of zeros sums to exactly 0 (tracked by a count of non-zeros)."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        acc = 0.0
+        n = 0
+        nonzero = 0
+        for t in range(T):
+            v = x[s, t]
+            if v == v:
+                acc += v
+                n += 1
+                if v != 0:
+                    nonzero += 1
+            if t >= n_win:
+                old = x[s, t - n_win]
+                if old == old:
+                    acc -= old
+                    n -= 1
+                    if old != 0:
+                        nonzero -= 1
+            if t % n_win == 0:
+                acc = 0.0
+                for k in range(max(0, t - n_win + 1), t + 1):
+                    w = x[s, k]
+                    if w == w:
+                        acc += w
+            if nonzero == 0:
+                acc = 0.0
+            if kind == 2:
+                out[s, t] = n
+            elif n == 0:
+                out[s, t] = np.nan
+            elif kind == 0:
+                out[s, t] = acc
+            else:
+                out[s, t] = acc / n
+    return out
+
+
+@njit(**_JIT)
+def roll_moment(x, n_win, kind):
+    """kind 0 var, 1 std (ddof=1), 2 skew, 3 kurt (pandas' bias-corrected), 4 mean abs dev."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        for t in range(T):
+            lo = max(0, t - n_win + 1)
+            acc = 0.0
+            n = 0
+            first = np.nan
+            same = True
+            for k in range(lo, t + 1):
+                v = x[s, k]
+                if v == v:
+                    if n == 0:
+                        first = v
+                    elif v != first:
+                        same = False
+                    acc += v
+                    n += 1
+            res = np.nan
+            if n > 0:
+                mean = acc / n
+                m2 = 0.0
+                m3 = 0.0
+                m4 = 0.0
+                mad = 0.0
+                for k in range(lo, t + 1):
+                    v = x[s, k]
+                    if v == v:
+                        d = v - mean
+                        d2 = d * d
+                        m2 += d2
+                        m3 += d2 * d
+                        m4 += d2 * d2
+                        mad += abs(d)
+                if kind == 4:
+                    res = mad / n
+                elif kind <= 1:
+                    if n >= 2:
+                        res = 0.0 if same else m2 / (n - 1)
+                        if kind == 1:
+                            res = math.sqrt(res)
+                elif not same:
+                    m2 /= n
+                    if kind == 2 and n >= 3 and m2 > 0:
+                        res = math.sqrt(n * (n - 1.0)) / (n - 2.0) * (m3 / n) / m2**1.5
+                    elif kind == 3 and n >= 4 and m2 > 0:
+                        g2 = (m4 / n) / (m2 * m2) - 3.0
+                        res = ((n + 1.0) * g2 + 6.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+            out[s, t] = res
+    return out
+
+
+@njit(**_JIT)
+def roll_extreme(x, n_win, kind, first):
+    """kind 0 max, 1 min, 2 idxmax, 3 idxmin.
+
+    Idx* reproduce Qlib's ``rolling.apply(lambda x: x.argmax() + 1)``: the 1-based position
+    inside the (possibly partial) window, and numpy's argmax/argmin pick the first NaN if the
+    window holds one (NaN compares as the extreme). Windows start no earlier than the
+    symbol's first date ``first[s]``: before listing there is no data, not NaN data."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        for t in range(T):
+            lo = max(first[s], t - n_win + 1)
+            best = np.nan
+            best_i = -1
+            nan_i = -1
+            n = 0
+            for k in range(lo, t + 1):
+                v = x[s, k]
+                if v != v:
+                    if nan_i < 0:
+                        nan_i = k
+                    continue
+                n += 1
+                if best_i < 0 or (kind % 2 == 0 and v > best) or (kind % 2 == 1 and v < best):
+                    best = v
+                    best_i = k
+            if n == 0:
+                out[s, t] = np.nan
+            elif kind < 2:
+                out[s, t] = best
+            elif nan_i >= 0:
+                out[s, t] = nan_i - lo + 1
+            else:
+                out[s, t] = best_i - lo + 1
+    return out
+
+
+@njit(**_JIT)
+def roll_sorted(x, n_win, kind, q):
+    """kind 0 linear-interpolated quantile q, 1 percentile rank of the current value.
+
+    Keeps each window's valid values sorted (remove the leaving value, insert the new one), so
+    a step costs O(N) memory moves instead of a sort. Rank is pandas' ``rank(pct=True)``:
+    average rank of ties divided by the number of valid values."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        buf = np.empty(n_win)
+        n = 0
+        for t in range(T):
+            if t >= n_win:
+                old = x[s, t - n_win]
+                if old == old:
+                    i = np.searchsorted(buf[:n], old)
+                    for j in range(i, n - 1):
+                        buf[j] = buf[j + 1]
+                    n -= 1
+            v = x[s, t]
+            if v == v:
+                i = np.searchsorted(buf[:n], v, side="right")
+                for j in range(n, i, -1):
+                    buf[j] = buf[j - 1]
+                buf[i] = v
+                n += 1
+            if n == 0:
+                out[s, t] = np.nan
+            elif kind == 0:
+                pos = q * (n - 1)
+                lo = int(math.floor(pos))
+                if lo >= n - 1:
+                    out[s, t] = buf[n - 1]
+                elif pos == lo:
+                    out[s, t] = buf[lo]
+                else:
+                    out[s, t] = buf[lo] + (buf[lo + 1] - buf[lo]) * (pos - lo)
+            elif v != v:
+                out[s, t] = np.nan
+            else:
+                less = np.searchsorted(buf[:n], v)
+                leq = np.searchsorted(buf[:n], v, side="right")
+                out[s, t] = (less + 1 + leq) / 2.0 / n
+    return out
+
+
+@njit(**_JIT)
+def roll_reg(x, n_win, kind):
+    """Regression of the window on time positions 1..N (last date = N), NaNs skipped.
+
+    kind 0 slope, 1 R-squared (NaN where the window's std <= 2e-5, as Qlib), 2 residual of
+    the current date (NaN if the current value is NaN)."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        for t in range(T):
+            lo = max(0, t - n_win + 1)
+            base = t - n_win  # position p = k - base runs 1..N
+            n = 0
+            sp = 0.0
+            sy = 0.0
+            for k in range(lo, t + 1):
+                v = x[s, k]
+                if v == v:
+                    n += 1
+                    sp += k - base
+                    sy += v
+            res = np.nan
+            if n >= 2:
+                mp = sp / n
+                my = sy / n
+                sxx = 0.0
+                sxy = 0.0
+                syy = 0.0
+                for k in range(lo, t + 1):
+                    v = x[s, k]
+                    if v == v:
+                        dp = (k - base) - mp
+                        dy = v - my
+                        sxx += dp * dp
+                        sxy += dp * dy
+                        syy += dy * dy
+                slope = sxy / sxx
+                if kind == 0:
+                    res = slope
+                elif kind == 1:
+                    if math.sqrt(syy / (n - 1)) > STD_EPS:
+                        res = sxy * sxy / (sxx * syy)
+                else:
+                    v = x[s, t]
+                    res = v - (my + slope * (n_win - mp))
+            out[s, t] = res
+    return out
+
+
+@njit(**_JIT)
+def roll_weighted(x, n_win, kind, first):
+    """kind 0 Qlib's WMA, 1 DecayLinear, 2 product.
+
+    Qlib's WMA is ``np.nanmean(w * x)`` with w = 1..L normalised over the window length L, i.e.
+    the linearly weighted sum divided once more by the number of valid values; kept as is for
+    parity. DecayLinear is the proper weighted mean (weights L..1, newest heaviest) over the
+    valid values. Windows start no earlier than the symbol's first date ``first[s]``."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        for t in range(T):
+            lo = max(first[s], t - n_win + 1)
+            length = max(t - lo + 1, 1)
+            wsum_all = length * (length + 1) / 2.0
+            acc = 0.0
+            wsum = 0.0
+            prod = 1.0
+            n = 0
+            for k in range(lo, t + 1):
+                v = x[s, k]
+                if v == v:
+                    w = k - lo + 1.0
+                    acc += w * v
+                    wsum += w
+                    prod *= v
+                    n += 1
+            if n == 0:
+                out[s, t] = np.nan
+            elif kind == 0:
+                out[s, t] = acc / wsum_all / n
+            elif kind == 1:
+                out[s, t] = acc / wsum
+            else:
+                out[s, t] = prod
+    return out
+
+
+@njit(**_JIT)
+def ewm_mean(x, alpha):
+    """pandas ``ewm(alpha=alpha, adjust=True, ignore_na=False, min_periods=1).mean()``."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    decay = 1.0 - alpha
+    for s in prange(S):
+        weighted = np.nan
+        old_wt = 1.0
+        for t in range(T):
+            v = x[s, t]
+            if weighted == weighted:
+                old_wt *= decay
+                if v == v:
+                    if weighted != v:
+                        weighted = (old_wt * weighted + v) / (old_wt + 1.0)
+                    old_wt += 1.0
+            elif v == v:
+                weighted = v
+                old_wt = 1.0
+            out[s, t] = weighted
+    return out
+
+
+@njit(**_JIT)
+def roll_pair(x, y, n_win, kind):
+    """kind 0 covariance, 1 correlation over dates where both are valid (ddof=1).
+
+    Correlation is NaN where either input's own window std is <= 2e-5, as Qlib masks it."""
+    S, T = x.shape
+    out = np.empty((S, T))
+    for s in prange(S):
+        for t in range(T):
+            lo = max(0, t - n_win + 1)
+            n = 0
+            sx = 0.0
+            sy = 0.0
+            nx = 0
+            ny = 0
+            ox = 0.0
+            oy = 0.0
+            for k in range(lo, t + 1):
+                a = x[s, k]
+                b = y[s, k]
+                if a == a:
+                    nx += 1
+                    ox += a
+                if b == b:
+                    ny += 1
+                    oy += b
+                if a == a and b == b:
+                    n += 1
+                    sx += a
+                    sy += b
+            res = np.nan
+            if n >= 2:
+                mx = sx / n
+                my = sy / n
+                sxx = 0.0
+                syy = 0.0
+                sxy = 0.0
+                for k in range(lo, t + 1):
+                    a = x[s, k]
+                    b = y[s, k]
+                    if a == a and b == b:
+                        da = a - mx
+                        db = b - my
+                        sxx += da * da
+                        syy += db * db
+                        sxy += da * db
+                if kind == 0:
+                    res = sxy / (n - 1)
+                elif sxx > 0 and syy > 0:
+                    res = sxy / math.sqrt(sxx * syy)
+                    # Qlib's mask uses each series' own valid values, not the paired ones.
+                    mox = ox / nx
+                    moy = oy / ny
+                    vx = 0.0
+                    vy = 0.0
+                    for k in range(lo, t + 1):
+                        a = x[s, k]
+                        b = y[s, k]
+                        if a == a:
+                            vx += (a - mox) * (a - mox)
+                        if b == b:
+                            vy += (b - moy) * (b - moy)
+                    if math.sqrt(vx / (nx - 1)) <= STD_EPS or math.sqrt(vy / (ny - 1)) <= STD_EPS:
+                        res = np.nan
+            out[s, t] = res
+    return out
+
+
+@njit(**_JIT)
+def cs_rank(x):
+    """Cross-sectional percentile rank per date (axis 0), average ties, NaN stays NaN."""
+    S, T = x.shape
+    out = np.full((S, T), np.nan)
+    for t in prange(T):
+        col = x[:, t].copy()
+        valid = np.where(col == col)[0]
+        n = valid.shape[0]
+        if n == 0:
+            continue
+        vals = col[valid]
+        order = np.argsort(vals, kind="mergesort")
+        i = 0
+        while i < n:
+            j = i
+            while j + 1 < n and vals[order[j + 1]] == vals[order[i]]:
+                j += 1
+            rank = (i + j + 2) / 2.0 / n
+            for m in range(i, j + 1):
+                out[valid[order[m]], t] = rank
+            i = j + 1
+    return out
+
+
+@njit(**_JIT)
+def cs_group_demean(x, g, n_groups):
+    """Subtract the per-date mean of each group (codes in ``g``; negative code -> NaN)."""
+    S, T = x.shape
+    out = np.full((S, T), np.nan)
+    for t in prange(T):
+        sums = np.zeros(n_groups)
+        counts = np.zeros(n_groups)
+        for s in range(S):
+            v = x[s, t]
+            c = g[s, t]
+            if v == v and c >= 0:
+                sums[c] += v
+                counts[c] += 1
+        for s in range(S):
+            v = x[s, t]
+            c = g[s, t]
+            if v == v and c >= 0:
+                out[s, t] = v - sums[c] / counts[c]
+    return out
+
+
+@njit(**_JIT)
+def gather_into(out, col, panel, flat):
+    """out[:, col] = panel.ravel()[flat], cast to out's dtype, in parallel chunks."""
+    src = panel.reshape(-1)
+    n = flat.shape[0]
+    chunk = 65536
+    for c in prange((n + chunk - 1) // chunk):
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            out[i, col] = src[flat[i]]

@@ -1,0 +1,78 @@
+"""Plots of a FactorReport (matplotlib, Agg backend): figures in, PNG bytes out.
+
+Only drawing happens here; every number comes from ``evaluation.factor_report``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .evaluation import FactorReport  # noqa: E402
+
+
+def plot_ic(report: FactorReport, period: int | None = None, window: int = 22) -> Figure:
+    """Daily rank IC of one period (default: the shortest) with its rolling mean."""
+    period = period if period is not None else min(report.rank_ic.columns)
+    ic = report.rank_ic[period]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.bar(ic.index, ic.to_numpy(), width=1.0, color="steelblue", alpha=0.5, label="rank IC")
+    ax.plot(ic.index, ic.rolling(window, min_periods=1).mean(), color="darkred",
+            label=f"{window}-day mean")  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_title(f"Rank IC, {period}-period forward return (mean {ic.mean():.4f})")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_quantile_returns(report: FactorReport) -> Figure:
+    """Mean forward return by quantile, one bar group per period, in basis points."""
+    table = report.quantile_returns * 1e4
+    fig, ax = plt.subplots(figsize=(8, 4))
+    n = len(table.columns)
+    width = 0.8 / max(n, 1)
+    for i, period in enumerate(table.columns):
+        ax.bar(table.index + (i - (n - 1) / 2) * width, table[period], width=width,
+               label=f"{period}-period")  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("quantile")
+    ax.set_ylabel("mean forward return (bp)")
+    ax.set_xticks(list(table.index))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_cumulative_spread(report: FactorReport) -> Figure:
+    """Compounded top-minus-bottom quantile return of the shortest period."""
+    cum = report.cumulative_spread
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(cum.index, cum.to_numpy(), color="darkgreen")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_title("Cumulative top-minus-bottom return")
+    fig.tight_layout()
+    return fig
+
+
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of ``fig``; closes it so figures do not pile up in long runs."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def report_pngs(report: FactorReport) -> dict[str, bytes]:
+    """The three standard plots as {name: PNG bytes}."""
+    return {
+        "ic": to_png(plot_ic(report)),
+        "quantile_returns": to_png(plot_quantile_returns(report)),
+        "cumulative_spread": to_png(plot_cumulative_spread(report)),
+    }
