@@ -22,14 +22,18 @@ from resources.settings import data_dir
 DEMO_END = os.environ.get("QUANT_DEMO_END", "2024-06-28")
 DEMO_DAYS = int(os.environ.get("QUANT_DEMO_DAYS", "60"))
 WARMUP_DAYS = int(os.environ.get("QUANT_DEMO_WARMUP_DAYS", "50"))
+# Dagster's console logger prints every event at DEBUG; the demo prints one line per run.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _run(job_name: str, days: list[str], instance: DagsterInstance, label: str) -> None:
-    job = defs.get_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
     started = time.monotonic()
     for i, day in enumerate(days, 1):
         t0 = time.monotonic()
-        result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            run_config=QUIET, partition_key=day, instance=instance, raise_on_error=False
+        )
         if not result.success:
             sys.exit(f"{job_name} failed for {day}; see the run in the Dagster UI (make ui)")
         elapsed = time.monotonic() - started

@@ -1,6 +1,5 @@
 """Market stage: the daily universe and raw daily bars, validated and stored in ClickHouse."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import (

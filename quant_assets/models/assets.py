@@ -1,6 +1,5 @@
 """Model stage: a LightGBM model trained each day on a rolling window, and its predictions."""
 
-from __future__ import annotations
 
 import math
 
@@ -80,7 +79,9 @@ def lgbm_model(
             "mlflow_run_id": run_id,
             "model_uri": model_uri,
             **{k: float(v) for k, v in fit.metrics.items()},
-            "feature_importance": MetadataValue.md(importance[::-1].to_frame("splits").to_markdown()),
+            "feature_importance": MetadataValue.md(
+                importance[::-1].to_frame("splits").to_markdown()
+            ),
         },
         check_results=[AssetCheckResult(passed=finite, metadata=fit.metrics)],
     )

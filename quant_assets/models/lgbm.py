@@ -49,8 +49,10 @@ def fit_lgbm(
     params.update(overrides)
     model = lgb.LGBMRegressor(**params)
     model.fit(
-        X[train], y[train],
-        eval_set=[(X[valid], y[valid])],
+        X[train],
+        y[train],
+        eval_X=(X[valid],),
+        eval_y=(y[valid],),
         callbacks=[lgb.early_stopping(30, verbose=False)],
     )
     valid_ic = daily_rank_ic(pd.Series(model.predict(X[valid]), index=X.index[valid]), y[valid])

@@ -1,6 +1,5 @@
 """Schedules: the daily run after the close, on trading days only."""
 
-from __future__ import annotations
 
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 

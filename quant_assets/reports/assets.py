@@ -1,6 +1,5 @@
 """Report stage: the published recommendations and the daily HTML report."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import (
@@ -80,7 +79,7 @@ def recommendations(
         },
         check_results=[
             AssetCheckResult(
-                passed=rows > 0 and recs["name"].astype(bool).all(),
+                passed=bool(rows > 0 and recs["name"].astype(bool).all()),
                 metadata={"rows": rows},
             )
         ],

@@ -1,6 +1,5 @@
 """Strategy stage: today's target portfolio from the model's scores."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import (
