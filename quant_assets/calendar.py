@@ -41,7 +41,9 @@ def trading_days(
     """Trading days in [start, end] as tz-naive midnight timestamps."""
     start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
     if start < CALENDAR_START:
-        raise ValueError(f"the calendar starts on {CALENDAR_START.date()}; asked for {start.date()}")
+        raise ValueError(
+            f"the calendar starts on {CALENDAR_START.date()}; asked for {start.date()}"
+        )
     holidays = pd.DatetimeIndex(
         list(extra_holidays) if extra_holidays is not None else list(_extra_holidays_from_env())
     )

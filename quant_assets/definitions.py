@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules, multiprocess_executor
+from dagster import (
+    Definitions,
+    in_process_executor,
+    load_assets_from_modules,
+    multiprocess_executor,
+)
 
 from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets

@@ -31,7 +31,9 @@ def build_resources() -> dict[str, object]:
             database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
         ),
         "mlflow_tracking": MLflowResource(
-            tracking_uri=env_or("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"),
+            tracking_uri=env_or(
+                "MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+            ),
             artifact_location=env_or(
                 "QUANT_MLFLOW_ARTIFACTS", (root / "mlflow" / "artifacts").as_uri()
             ),

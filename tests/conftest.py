@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resources import ClickHouseResource, MLflowResource, MarketDataResource
+from resources import ClickHouseResource, MarketDataResource, MLflowResource
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -40,5 +40,7 @@ def performance_summary(returns: pd.Series, benchmark: pd.Series | None = None) 
         excess = (r - benchmark.reindex(r.index).astype(float)).dropna()
         ex_std = float(excess.std(ddof=1))
         out["excess_annual_return"] = float(excess.mean() * ann)
-        out["information_ratio"] = float(excess.mean() / ex_std * np.sqrt(ann)) if ex_std > 0 else np.nan
+        out["information_ratio"] = (
+            float(excess.mean() / ex_std * np.sqrt(ann)) if ex_std > 0 else np.nan
+        )
     return out

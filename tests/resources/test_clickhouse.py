@@ -60,7 +60,9 @@ def test_failed_insert_keeps_the_old_day_and_leaves_no_staging_table(clickhouse)
         with pytest.raises(Exception):  # noqa: B017 - the driver's own error type
             clickhouse.replace_partition(client, SPEC, bad, "2024-01-02")
         assert _rows(clickhouse, client)["value"].tolist() == [5.0, 6.0]
-        tables = clickhouse.query_df(client, "SELECT name FROM system.tables WHERE database = 'quant_test'")
+        tables = clickhouse.query_df(
+            client, "SELECT name FROM system.tables WHERE database = 'quant_test'"
+        )
     assert tables["name"].tolist() == ["t_values"]
 
 
