@@ -48,7 +48,7 @@ def test_empty_frame_drops_the_day(clickhouse):
 def test_rows_of_another_day_are_refused_and_nothing_changes(clickhouse):
     with clickhouse.client() as client:
         clickhouse.replace_partition(client, SPEC, _frame("2024-01-02", [1]), "2024-01-02")
-        with pytest.raises(ValueError, match="not dated 2024-01-02"):
+        with pytest.raises(ValueError, match="not in partition .2024-01-02."):
             clickhouse.replace_partition(client, SPEC, _frame("2024-01-03", [9]), "2024-01-02")
         assert _rows(clickhouse, client)["value"].tolist() == [1.0]
 
@@ -69,3 +69,91 @@ def test_failed_insert_keeps_the_old_day_and_leaves_no_staging_table(clickhouse)
 def test_ddl_has_partition_and_order(clickhouse):
     ddl = SPEC.ddl("db")
     assert "PARTITION BY date" in ddl and "ORDER BY (symbol, date)" in ddl
+
+
+class _CrashBeforeSwap:
+    """A client that dies when asked to swap the partition in (as a killed process would)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def command(self, sql, *args, **kwargs):
+        if "REPLACE PARTITION" in sql:
+            raise RuntimeError("simulated crash in the middle of the write")
+        return self._client.command(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_crash_mid_write_keeps_the_old_day_and_a_rerun_converges(clickhouse):
+    with clickhouse.client() as client:
+        clickhouse.replace_partition(client, SPEC, _frame("2024-01-02", [1, 2, 3]), "2024-01-02")
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            clickhouse.replace_partition(
+                _CrashBeforeSwap(client), SPEC, _frame("2024-01-02", [9, 9]), "2024-01-02"
+            )
+        assert _rows(clickhouse, client)["value"].tolist() == [1.0, 2.0, 3.0]
+        # A process killed after filling the staging table leaves it behind: the rerun of the
+        # same partition clears it and converges to the new rows.
+        client.command("CREATE TABLE quant_test.t_values__staging_20240102 AS quant_test.t_values")
+        client.command(
+            "INSERT INTO quant_test.t_values__staging_20240102 VALUES ('2024-01-02', 'junk', 0)"
+        )
+        for _ in range(2):
+            clickhouse.replace_partition(client, SPEC, _frame("2024-01-02", [7, 8]), "2024-01-02")
+        assert _rows(clickhouse, client)["value"].tolist() == [7.0, 8.0]
+        tables = clickhouse.query_df(
+            client, "SELECT name FROM system.tables WHERE database = 'quant_test'"
+        )
+    assert tables["name"].tolist() == ["t_values"]
+
+
+def test_large_frames_take_the_parquet_path_with_local_timestamps(clickhouse):
+    spec = TableSpec(
+        name="t_ticks",
+        columns={
+            "date": "Date",
+            "ts": "DateTime64(3, 'Asia/Shanghai')",
+            "symbol": "LowCardinality(String)",
+            "price": "Float64",
+        },
+        order_by=("symbol", "ts"),
+    )
+    n = 60_000  # above the Parquet threshold
+    ts = pd.date_range("2024-01-02 09:30", periods=n, freq="100ms", tz="Asia/Shanghai")
+    df = pd.DataFrame(
+        {"date": pd.Timestamp("2024-01-02"), "ts": ts, "symbol": "600000.SH", "price": 10.0}
+    )
+    with clickhouse.client() as client:
+        assert clickhouse.replace_partition(client, spec, df, "2024-01-02") == n
+        first, last, count = client.query(
+            "SELECT toString(min(ts)), toString(max(ts)), count() FROM quant_test.t_ticks"
+        ).result_rows[0]
+    assert (first, count) == ("2024-01-02 09:30:00.000", n)
+    assert last == ts[-1].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def test_partitions_by_day_and_kind_are_replaced_independently(clickhouse):
+    spec = TableSpec(
+        name="t_quarantine",
+        columns={"date": "Date", "kind": "LowCardinality(String)", "rule": "String"},
+        order_by=("kind", "rule"),
+        partition_by="(date, kind)",
+    )
+
+    def q(kind: str, rules: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"date": pd.Timestamp("2024-01-02"), "kind": kind, "rule": rules})
+
+    with clickhouse.client() as client:
+        clickhouse.replace_partition(
+            client, spec, q("trades", ["a", "b"]), "2024-01-02", kind="trades"
+        )
+        clickhouse.replace_partition(client, spec, q("news", ["c"]), "2024-01-02", kind="news")
+        clickhouse.replace_partition(client, spec, q("trades", ["d"]), "2024-01-02", kind="trades")
+        rows = clickhouse.query_df(client, "SELECT kind, rule FROM {db}.t_quarantine ORDER BY rule")
+        with pytest.raises(ValueError, match="not in partition"):
+            clickhouse.replace_partition(
+                client, spec, q("news", ["x"]), "2024-01-02", kind="trades"
+            )
+    assert rows.values.tolist() == [["news", "c"], ["trades", "d"]]
