@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import (
     Definitions,
     in_process_executor,
+    load_asset_checks_from_modules,
     load_assets_from_modules,
     multiprocess_executor,
 )
@@ -15,15 +16,18 @@ from quant_assets.models import assets as model_assets
 from quant_assets.ops.jobs import daily_pipeline, history_load
 from quant_assets.ops.schedules import daily_after_close
 from quant_assets.reports import assets as report_assets
+from quant_assets.storage import ClickHouseTableIOManager
 from quant_assets.strategy import assets as strategy_assets
 from resources import build_resources, clickhouse_is_embedded
 
 resources = build_resources()
+resources["clickhouse_io"] = ClickHouseTableIOManager(clickhouse=resources["clickhouse"])
+
+STAGES = [market_assets, factor_assets, model_assets, strategy_assets, report_assets]
 
 defs = Definitions(
-    assets=load_assets_from_modules(
-        [market_assets, factor_assets, model_assets, strategy_assets, report_assets]
-    ),
+    assets=load_assets_from_modules(STAGES),
+    asset_checks=load_asset_checks_from_modules(STAGES),
     jobs=[daily_pipeline, history_load],
     schedules=[daily_after_close],
     resources=resources,

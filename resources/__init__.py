@@ -21,7 +21,7 @@ def build_resources() -> dict[str, object]:
 
     QUANT_CLICKHOUSE_DSN (default chdb://<data>/clickhouse), QUANT_CLICKHOUSE_DATABASE,
     MLFLOW_TRACKING_URI (default sqlite:///<data>/mlflow/mlflow.db), QUANT_MLFLOW_ARTIFACTS,
-    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS.
+    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS.
     """
     root = data_dir()
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
@@ -39,6 +39,8 @@ def build_resources() -> dict[str, object]:
             ),
         ),
         "market": MarketDataResource(
+            source=env_or("QUANT_MARKET_SOURCE", "simulated"),
+            landing_dir=env_or("QUANT_LANDING_DIR", str(root / "landing")),
             seed=int(os.environ.get("QUANT_SIM_SEED", "7")),
             n_symbols=int(os.environ.get("QUANT_SIM_SYMBOLS", "100")),
         ),

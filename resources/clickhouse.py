@@ -119,16 +119,16 @@ class ClickHouseResource(ConfigurableResource):
         values = [day, *keys.values()]
         literal = f"'{day}'" if not keys else "(" + ", ".join(f"'{v}'" for v in values) + ")"
         target = f"{self.database}.{spec.name}"
-        mismatched = df["date"].dt.strftime("%Y-%m-%d").ne(day)
+        if df.empty:
+            client.command(f"ALTER TABLE {target} DROP PARTITION {literal}")
+            return 0
+        mismatched = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").ne(day)
         for col, value in keys.items():
             mismatched |= df[col].astype(str).ne(value)
         if mismatched.any():
             raise ValueError(
                 f"{spec.name}: {int(mismatched.sum())} rows are not in partition {literal}"
             )
-        if df.empty:
-            client.command(f"ALTER TABLE {target} DROP PARTITION {literal}")
-            return 0
         suffix = "_".join(str(v) for v in values).replace("-", "")
         staging = f"{self.database}.{spec.name}__staging_{suffix}"
         client.command(f"DROP TABLE IF EXISTS {staging}")
@@ -156,5 +156,12 @@ class ClickHouseResource(ConfigurableResource):
             )
 
     def query_df(self, client: Client, sql: str, parameters: dict | None = None) -> pd.DataFrame:
-        """Run a SELECT and return a DataFrame; `{db}` in the SQL names the platform database."""
-        return client.query_df(sql.replace("{db}", self.database), parameters=parameters or {})
+        """Run a SELECT and return a DataFrame; `{db}` in the SQL names the platform database.
+        An empty result keeps its column names."""
+        sql = sql.replace("{db}", self.database)
+        df = client.query_df(sql, parameters=parameters or {})
+        if df.empty and len(df.columns) == 0:
+            # The embedded engine returns no column names with an empty result: ask for them.
+            described = client.query(f"DESCRIBE ({sql})", parameters=parameters or {})
+            df = pd.DataFrame(columns=[row[0] for row in described.result_rows])
+        return df

@@ -1,9 +1,16 @@
-"""Where raw market data comes from: the simulated market by default."""
+"""Where raw market data comes from: the simulated market (default) or a landing zone.
+
+Both deliver files in the landing-zone format (quant_assets/market/landing.py): the simulated
+market acts as a vendor and drops its day's files there first, so every source goes through the
+same reading and validation path, and the raw file is kept next to what was ingested.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
+import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -17,10 +24,12 @@ def _simulated(seed: int, n_symbols: int, start: str, end: str):
 
 
 class MarketDataResource(ConfigurableResource):
-    """The market-data source. `simulated` is a seeded A-share market whose truth is known;
-    it is built once per process and its days are generated on demand."""
+    """The market-data source. `simulated`: a seeded A-share market whose truth is known, built
+    once per process with its days generated on demand. `landing`: files a vendor dropped in
+    `landing_dir` (plus a reference `universe.parquet` or `universe.csv` there)."""
 
-    source: str = Field(default="simulated", description="simulated")
+    source: str = Field(default="simulated", description="simulated or landing")
+    landing_dir: str = Field(default="", description="root of the landing zone")
     seed: int = Field(default=7, description="seed of the simulated market")
     n_symbols: int = Field(default=100, description="size of the simulated universe")
     sim_start: str = Field(default="2023-01-03", description="first day of the simulated market")
@@ -29,5 +38,36 @@ class MarketDataResource(ConfigurableResource):
     def simulated(self):
         """The simulated market (cached per process for these settings)."""
         if self.source != "simulated":
-            raise ValueError(f"market source {self.source!r} is not available; use 'simulated'")
+            raise ValueError(f"the market source is {self.source!r}, not the simulated market")
         return _simulated(self.seed, self.n_symbols, self.sim_start, self.sim_end)
+
+    def universe(self) -> pd.DataFrame:
+        """Reference data of every symbol (UNIVERSE columns)."""
+        if self.source == "simulated":
+            return self.simulated().universe()
+        from quant_assets.market.landing import read_reference_universe
+
+        return read_reference_universe(Path(self.landing_dir))
+
+    def land(self, kind: str, day: pd.Timestamp) -> Path:
+        """The landing file of `kind` for `day`; the simulated vendor writes it if missing."""
+        from quant_assets.market.landing import find_landing_file, write_landing_file
+        from quant_assets.market.validation import IngestError
+
+        root = Path(self.landing_dir)
+        found = find_landing_file(root, kind, day)
+        if found is not None:
+            return found
+        if self.source != "simulated":
+            raise IngestError(
+                str(root / kind), f"no {kind} file for {day.date()} in the landing zone"
+            )
+        sim = self.simulated()
+        frame = {
+            "bars": lambda: sim.daily_bars(day, day),
+            "trades": lambda: sim.trades(day),
+            "order_book": lambda: sim.order_book(day),
+            "news": lambda: sim.news(day),
+            "corporate_actions": lambda: sim.corporate_actions(day),
+        }[kind]()
+        return write_landing_file(frame, root, kind, day, fmt="parquet")

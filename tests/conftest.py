@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from quant_assets.storage import ClickHouseTableIOManager
 from resources import ClickHouseResource, MarketDataResource, MLflowResource
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -29,5 +30,8 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clickhouse) -> dict:
             artifact_location=(tmp_path / "mlflow" / "artifacts").as_uri(),
             experiment="test",
         ),
-        "market": MarketDataResource(n_symbols=40, seed=11, sim_end="2024-12-31"),
+        "clickhouse_io": ClickHouseTableIOManager(clickhouse=clickhouse),
+        "market": MarketDataResource(
+            n_symbols=40, seed=11, sim_end="2024-12-31", landing_dir=str(tmp_path / "landing")
+        ),
     }

@@ -25,9 +25,15 @@ def test_definitions_load_with_every_stage():
         "signals",
         "recommendations",
     } <= keys
-    assert len(list(graph.asset_check_keys)) >= 9
+    assert len(list(graph.asset_check_keys)) >= 14
     assert defs.resolve_job_def("daily_pipeline") and defs.resolve_job_def("history_load")
-    assert set(defs.resources) >= {"clickhouse", "mlflow_tracking", "market", "llm"}
+    assert set(defs.resources) >= {
+        "clickhouse",
+        "clickhouse_io",
+        "mlflow_tracking",
+        "market",
+        "llm",
+    }
 
 
 def test_schedule_runs_trading_days_and_skips_holidays():

@@ -229,3 +229,19 @@ def find_landing_file(root: str | Path, kind: str, date: object) -> Path | None:
         if path.exists():
             return path
     return None
+
+
+def read_reference_universe(root: str | Path) -> pd.DataFrame:
+    """The vendor's reference file of symbols (`universe.parquet` or `universe.csv` at the root
+    of the landing zone), in UNIVERSE columns."""
+    for name in ("universe.parquet", "universe.csv"):
+        path = Path(root) / name
+        if path.exists():
+            df = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+            missing = [c for c in CONTRACT["universe"] if c not in df.columns]
+            if missing:
+                raise IngestError(str(path), f"missing columns {missing} for universe")
+            df["list_date"] = pd.to_datetime(df["list_date"]).astype("datetime64[ns]")
+            df["is_st"] = df["is_st"].astype(bool)
+            return df[CONTRACT["universe"]]
+    raise IngestError(str(root), "no universe.parquet or universe.csv in the landing zone")

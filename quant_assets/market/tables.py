@@ -44,3 +44,141 @@ RAW_DAILY_BARS = TableSpec(
     },
     order_by=("symbol", "date"),
 )
+
+_TS = "DateTime64(3, 'Asia/Shanghai') CODEC(DoubleDelta, ZSTD(1))"
+_SIZE = "UInt32 CODEC(T64, ZSTD(1))"
+
+# Intraday tables: one partition per trading day, rows of a symbol contiguous in time order,
+# which is what both the compression codecs and the per-symbol reads want.
+RAW_TRADES = TableSpec(
+    name="raw_trades",
+    columns={
+        "date": _DATE,
+        "ts": _TS,
+        "symbol": _SYMBOL,
+        "trade_id": "UInt64 CODEC(Delta, ZSTD(1))",
+        "price": _PRICE,
+        "volume": _SIZE,
+        "side": "Int8",
+    },
+    order_by=("symbol", "ts", "trade_id"),
+)
+
+RAW_ORDER_BOOK = TableSpec(
+    name="raw_order_book",
+    columns={
+        "date": _DATE,
+        "ts": _TS,
+        "symbol": _SYMBOL,
+        **{
+            f"{side}_{what}_{i}": (_PRICE if what == "px" else _SIZE)
+            for side in ("bid", "ask")
+            for what in ("px", "sz")
+            for i in range(1, 11)
+        },
+    },
+    order_by=("symbol", "ts"),
+)
+
+RAW_NEWS = TableSpec(
+    name="raw_news",
+    columns={
+        "date": _DATE,
+        "news_id": "String",
+        "ts": "DateTime64(3, 'Asia/Shanghai')",
+        "symbol": _SYMBOL,
+        "title": "String CODEC(ZSTD(3))",
+        "body": "String CODEC(ZSTD(3))",
+        "source": "LowCardinality(String)",
+        "sentiment": "Nullable(Float64)",
+    },
+    order_by=("symbol", "ts", "news_id"),
+)
+
+RAW_CORPORATE_ACTIONS = TableSpec(
+    name="raw_corporate_actions",
+    columns={
+        "date": _DATE,
+        "action_id": "String",
+        "symbol": _SYMBOL,
+        "announce_date": "Date",
+        "ex_date": "Date",
+        "cash_dividend": "Float64",
+        "bonus_ratio": "Float64",
+        "split_ratio": "Float64",
+    },
+    order_by=("symbol", "ex_date", "action_id"),
+)
+
+# Every rejected row of every kind, with the rule it failed and the file it came from; one
+# partition per (day, kind) so re-ingesting a day's trades replaces only their quarantine rows.
+QUARANTINE = TableSpec(
+    name="quarantine",
+    columns={
+        "date": "Date",
+        "kind": "LowCardinality(String)",
+        "rule": "LowCardinality(String)",
+        "row_number": "UInt64",
+        "symbol": "String",
+        "detail": "String",
+        "row_json": "String CODEC(ZSTD(3))",
+        "source_file": "String",
+    },
+    order_by=("kind", "rule", "row_number"),
+    partition_by="(date, kind)",
+)
+
+MINUTE_BARS = TableSpec(
+    name="minute_bars",
+    columns={
+        "date": _DATE,
+        "ts": _TS,
+        "symbol": _SYMBOL,
+        "open": _PRICE,
+        "high": _PRICE,
+        "low": _PRICE,
+        "close": _PRICE,
+        "volume": "UInt64 CODEC(T64, ZSTD(1))",
+        "amount": "Float64 CODEC(ZSTD(1))",
+        "n_trades": _SIZE,
+    },
+    order_by=("symbol", "ts"),
+)
+
+# Backward-adjustment factor of each (day, symbol) as known on that day: it compounds only the
+# actions whose ex-date has come and that were announced by then. Forward-adjusted prices as of
+# any day A are price_t * factor_t / factor_A for t <= A.
+ADJUSTMENT_FACTORS = TableSpec(
+    name="adjustment_factors",
+    columns={
+        "date": _DATE,
+        "symbol": _SYMBOL,
+        "factor": "Float64",
+        "step": "Float64",
+        "step_from_preclose": "Float64",
+    },
+    order_by=("symbol", "date"),
+)
+
+# News by the trading day it can first act on: published after 15:00 or on a closed day, it
+# belongs to the next trading day.
+NEWS_ITEMS = TableSpec(
+    name="news_items",
+    columns={
+        "date": _DATE,
+        "symbol": _SYMBOL,
+        "news_id": "String",
+        "ts": "DateTime64(3, 'Asia/Shanghai')",
+        "title": "String CODEC(ZSTD(3))",
+        "sentiment": "Nullable(Float64)",
+    },
+    order_by=("symbol", "ts", "news_id"),
+)
+
+RAW_TABLES = {
+    "bars": RAW_DAILY_BARS,
+    "trades": RAW_TRADES,
+    "order_book": RAW_ORDER_BOOK,
+    "news": RAW_NEWS,
+    "corporate_actions": RAW_CORPORATE_ACTIONS,
+}

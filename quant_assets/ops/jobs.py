@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from quant_assets.calendar import TRADING_DAYS
+from quant_assets.market.assets import daily_bars_match_trades
 
 daily_pipeline = define_asset_job(
     "daily_pipeline",
@@ -15,7 +16,15 @@ daily_pipeline = define_asset_job(
 
 history_load = define_asset_job(
     "history_load",
-    selection=AssetSelection.groups("market", "factors"),
+    selection=(
+        AssetSelection.assets(
+            "universe", "raw_daily_bars", "raw_corporate_actions", "adjustment_factors"
+        )
+        | AssetSelection.groups("factors")
+    )
+    # Without the day's trades there is nothing to compare the vendor's bars with.
+    - AssetSelection.checks(daily_bars_match_trades),
     partitions_def=TRADING_DAYS,
-    description="Market data and factors only: the history a model's training window needs.",
+    description="Daily bars, corporate actions and factors: the history a model's training "
+    "window needs, without the intraday tables.",
 )

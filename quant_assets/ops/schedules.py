@@ -1,6 +1,5 @@
 """Schedules: the daily run after the close, on trading days only."""
 
-
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from quant_assets.calendar import is_trading_day

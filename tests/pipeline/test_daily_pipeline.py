@@ -5,11 +5,13 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 import pytest
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 
 from quant_assets.calendar import next_trading_day, trading_days
 from quant_assets.definitions import defs
 from quant_assets.factors.daily_set import DAILY_FACTORS
+from quant_assets.ops.jobs import history_load
+from quant_assets.storage import ClickHouseTableIOManager
 from resources import ClickHouseResource, MarketDataResource, MLflowResource
 
 pytestmark = pytest.mark.slow
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.slow
 WARMUP = trading_days("2024-03-01", "2024-04-10")  # 28 days of market data and factors
 DAYS = ["2024-04-11", "2024-04-12"]
 RUN_CONFIG = {"ops": {"lgbm_model": {"config": {"min_train_days": 10, "train_days": 40}}}}
-ALL_ASSETS = list(defs.assets)
+ALL_ASSETS = [*defs.assets, *defs.asset_checks]
 
 
 def _materialize(selection, day, resources, instance):
@@ -44,10 +46,13 @@ def pipeline(tmp_path_factory):
                 artifact_location=(root / "mlflow" / "artifacts").as_uri(),
                 experiment="it",
             ),
-            "market": MarketDataResource(n_symbols=40, seed=3, sim_end="2024-12-31"),
+            "market": MarketDataResource(
+                n_symbols=40, seed=3, sim_end="2024-12-31", landing_dir=str(root / "landing")
+            ),
         }
+        resources["clickhouse_io"] = ClickHouseTableIOManager(clickhouse=resources["clickhouse"])
         instance = DagsterInstance.ephemeral()
-        history = AssetSelection.groups("market", "factors")
+        history = history_load.selection
         for day in WARMUP.strftime("%Y-%m-%d"):
             assert _materialize(history, day, resources, instance).success
         results = {day: _materialize(None, day, resources, instance) for day in DAYS}
