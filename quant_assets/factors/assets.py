@@ -1,6 +1,5 @@
 """Factor stage: daily factor values from adjusted bars, stored long-form in ClickHouse."""
 
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

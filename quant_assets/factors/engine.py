@@ -1,7 +1,7 @@
 """Compile formulas into operator trees and evaluate them over a long bars table.
 
 The long table is pivoted once into (symbols, dates) panels per field; every operator then
-runs on whole panels, and results are gathered back to the input's (date, symbol) rows.
+runs on whole panels, and results are scattered back to the input's (date, symbol) rows.
 Identical subtrees share one canonical key, so each is computed once per evaluation, and
 intermediate panels are freed as soon as their last consumer has run.
 """
@@ -9,12 +9,14 @@ intermediate panels are freed as soon as their last consumer has run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from . import kernels as K
+from . import kernels_online as KO
 from . import ops
 from .parser import Call, FieldRef, FormulaError, Node, Number, parse
 
@@ -223,15 +225,27 @@ class Panel:
         codes = np.where(np.isnan(values), -1, values).astype(np.int64)
         return codes, int(codes.max()) + 1 if codes.size else 0
 
-    def flat_index(self, rows: np.ndarray) -> np.ndarray:
-        """Positions in a raveled panel of the input rows ``rows`` (positions in ``bars``)."""
-        return self.sym_codes[rows].astype(np.int64) * self.shape[1] + self.date_codes[rows]
+    def slice(self, lo: int, hi: int) -> PanelSlice:
+        return PanelSlice(self, lo, hi)
 
-    @staticmethod
-    def gather(panel: np.ndarray | float, flat: np.ndarray) -> np.ndarray:
-        if np.ndim(panel) == 0:
-            return np.full(len(flat), float(panel))
-        return np.take(panel.reshape(-1), flat)
+
+class PanelSlice:
+    """Symbols ``lo:hi`` of a Panel (row views, no copies): one thread's share of the work.
+
+    Only time-series operators can run on a slice; cross-sectional ones need every symbol."""
+
+    def __init__(self, panel: Panel, lo: int, hi: int):
+        self.panel = panel
+        self.rows = slice(lo, hi)
+        self.first = panel.first[lo:hi]
+        self.first_reversed = panel.first_reversed[lo:hi]
+        self.outside = panel.outside[lo:hi]
+
+    def field(self, name: str) -> np.ndarray:
+        return self.panel.field(name)[self.rows]
+
+    def group_codes(self, name: str):
+        raise RuntimeError("cross-sectional operators cannot run on a slice of symbols")
 
 
 def _sorted_rows(panel: Panel, first_date: int = 0) -> np.ndarray:
@@ -256,7 +270,7 @@ def _output_index(panel: Panel, rows: np.ndarray) -> pd.MultiIndex:
 class Evaluator:
     """Evaluates operator trees on one Panel, sharing identical subtrees."""
 
-    def __init__(self, panel: Panel):
+    def __init__(self, panel: Panel | PanelSlice):
         self.panel = panel
         self.first = panel.first
         self.first_reversed = panel.first_reversed
@@ -274,12 +288,17 @@ class Evaluator:
         (a parent or a root still to be emitted) is done, which bounds peak memory."""
         uses: dict[str, int] = {}
         seen: set[str] = set()
+        # fusion key -> distinct operators a shared kernel computes in one pass
+        groups: dict[str, list[ops.Op]] = {}
 
         def count(op: ops.Op) -> None:
             uses[op.key] = uses.get(op.key, 0) + 1
             if op.key in seen:
                 return
             seen.add(op.key)
+            fkey = op.fusion_key()
+            if fkey is not None:
+                groups.setdefault(fkey, []).append(op)
             for c in op.children:
                 count(c)
 
@@ -293,17 +312,26 @@ class Evaluator:
             if uses[key] == 0:
                 cache.pop(key, None)
 
-        def value(op: ops.Op):
-            if op.key in cache:
-                return cache[op.key]
-            vals = [value(c) for c in op.children]
-            result = op.compute(vals, self)
+        def finish(op: ops.Op, result) -> None:
             if op.fills_nan and np.ndim(result) == 2:
                 result[self.panel.outside] = np.nan
             for c in op.children:
                 release(c.key)
             cache[op.key] = result
-            return result
+
+        def value(op: ops.Op):
+            if op.key in cache:
+                return cache[op.key]
+            vals = [value(c) for c in op.children]
+            members = groups.pop(op.fusion_key(), None) if op.fusion_key() else None
+            if members is not None and len(members) > 1:
+                # siblings come out of one kernel pass and wait in the cache for their users
+                results = type(op).compute_fused(members, vals, self)
+                for m, result in zip(members, results, strict=True):
+                    finish(m, result)
+            else:
+                finish(op, op.compute(vals, self))
+            return cache[op.key]
 
         for i, root in enumerate(roots):
             sink(i, value(root))
@@ -320,6 +348,48 @@ def _is_time(index: pd.Index) -> bool:
     return isinstance(index, pd.DatetimeIndex)
 
 
+def _walk(roots: list[ops.Op]):
+    stack, seen = list(roots), set()
+    while stack:
+        op = stack.pop()
+        if op.key not in seen:
+            seen.add(op.key)
+            yield op
+            stack.extend(op.children)
+
+
+def _symbol_chunks(roots: list[ops.Op], n_symbols: int, threads: int | None):
+    """[(lo, hi)] symbol ranges, one per thread.
+
+    Coarse chunks, not numba's per-kernel ``prange``: a few hundred short parallel kernels
+    each wait for every core, which on a busy machine costs a scheduler slice per kernel,
+    while whole-formula chunks keep each core busy on its own (and also spread numpy's
+    element-wise operators over the cores). Needs a thread-safe numba threading layer."""
+    if threads is None:
+        threads = K.numba_threads()
+    threads = max(1, min(threads, n_symbols))
+    if threads == 1 or any(isinstance(op, ops.CrossSectionalOp) for op in _walk(roots)):
+        return [(0, n_symbols)]
+    if not K.threadsafe_layer():
+        return [(0, n_symbols)]
+    bounds = np.linspace(0, n_symbols, threads + 1).round().astype(int)
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _run_chunk(panel, roots, out, pos, single_threaded: bool) -> None:
+    """Evaluate ``roots`` on ``panel`` (a Panel or PanelSlice) and scatter into ``out``."""
+    if single_threaded:
+        K.set_thread_kernels(1)  # this thread's numba kernels run serially
+
+    def sink(i: int, result) -> None:
+        if np.ndim(result) == 2:
+            KO.scatter_into(out, i, np.ascontiguousarray(result, dtype=np.float64), pos)
+        else:
+            out[pos[pos >= 0], i] = float(result)
+
+    Evaluator(panel).run(roots, sink)
+
+
 def evaluate_many(
     exprs: list[str],
     bars: pd.DataFrame,
@@ -330,8 +400,13 @@ def evaluate_many(
     limits: Limits = Limits(),
     dtype=np.float64,
     field_dtype=np.float64,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Evaluate several formulas on ``bars``; one column per formula, indexed by (date, symbol).
+
+    ``threads`` (default: numba's thread count) splits the symbols into that many chunks,
+    each evaluated by its own thread with single-threaded kernels, unless a formula has a
+    cross-sectional operator (then the kernels themselves run in parallel).
 
     ``field_dtype=np.float32`` loads fields as float32, so element-wise arithmetic on them runs
     in float32 while rolling kernels still accumulate in float64: Qlib's exact numerics (it
@@ -355,16 +430,22 @@ def evaluate_many(
             panel.dates.searchsorted(pd.Timestamp(start) if _is_time(panel.dates) else start)
         )
     rows = _sorted_rows(panel, first)
-    flat = panel.flat_index(rows)
+    # pos[s, d]: the output row of panel cell (s, d), -1 if it has none; the panels are
+    # scattered through it tile by tile (a cache-friendly transpose) rather than gathered.
+    pos = np.full(panel.shape, -1, dtype=np.int32 if len(rows) < 2**31 else np.int64)
+    pos[panel.sym_codes[rows], panel.date_codes[rows]] = np.arange(len(rows))
     out = np.empty((len(rows), len(roots)), dtype=dtype, order="F")
-
-    def sink(i: int, result) -> None:
-        if np.ndim(result) == 2:
-            K.gather_into(out, i, np.ascontiguousarray(result, dtype=np.float64), flat)
-        else:
-            out[:, i] = panel.gather(result, flat)
-
-    Evaluator(panel).run(roots, sink)
+    chunks = _symbol_chunks(roots, panel.shape[0], threads)
+    if len(chunks) == 1:
+        _run_chunk(panel, roots, out, pos, False)
+    else:
+        for f in sorted({op.field for op in _walk(roots) if isinstance(op, ops.Field)}):
+            panel.field(f)  # pivot shared fields before the threads read them
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            jobs = [pool.submit(_run_chunk, panel.slice(lo, hi), roots, out, pos[lo:hi], True)
+                    for lo, hi in chunks]  # fmt: skip
+            for job in jobs:
+                job.result()
     columns = names if names is not None else list(exprs)
     return pd.DataFrame(out, index=_output_index(panel, rows), columns=columns, copy=False)
 

@@ -41,6 +41,7 @@ def roll_sum(x, n_win, kind):
     S, T = x.shape
     out = np.empty((S, T))
     for s in prange(S):
+        refresh = 0
         acc = 0.0
         n = 0
         nonzero = 0
@@ -49,16 +50,15 @@ def roll_sum(x, n_win, kind):
             if v == v:
                 acc += v
                 n += 1
-                if v != 0:
-                    nonzero += 1
+                nonzero += v != 0  # branch-free: zeros are frequent and unpredictable
             if t >= n_win:
                 old = x[s, t - n_win]
                 if old == old:
                     acc -= old
                     n -= 1
-                    if old != 0:
-                        nonzero -= 1
-            if t % n_win == 0:
+                    nonzero -= old != 0
+            if t == refresh:
+                refresh = t + n_win  # exact recomputation every N dates (t % N == 0)
                 acc = 0.0
                 for k in range(max(0, t - n_win + 1), t + 1):
                     w = x[s, k]
@@ -443,12 +443,38 @@ def cs_group_demean(x, g, n_groups):
     return out
 
 
+def numba_threads() -> int:
+    """Threads numba's parallel kernels use (1 without numba)."""
+    if not HAVE_NUMBA:
+        return 1
+    import numba
+
+    return numba.get_num_threads()
+
+
+def set_thread_kernels(n: int) -> None:
+    """Number of threads the calling thread's parallel kernels use (thread-local in numba)."""
+    if HAVE_NUMBA:
+        import numba
+
+        numba.set_num_threads(n)
+
+
+def threadsafe_layer() -> bool:
+    """Whether parallel kernels may be called from several threads at once: numba's omp and
+    tbb threading layers are thread-safe, its fallback workqueue layer is not."""
+    if not HAVE_NUMBA:
+        return True
+    import numba
+
+    _touch(np.zeros(2))  # the threading layer is chosen at the first parallel launch
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:
+        return False
+
+
 @njit(**_JIT)
-def gather_into(out, col, panel, flat):
-    """out[:, col] = panel.ravel()[flat], cast to out's dtype, in parallel chunks."""
-    src = panel.reshape(-1)
-    n = flat.shape[0]
-    chunk = 65536
-    for c in prange((n + chunk - 1) // chunk):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            out[i, col] = src[flat[i]]
+def _touch(x):
+    for i in prange(x.shape[0]):
+        x[i] += 1.0

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from . import kernels as K
+from . import kernels_online as KO
 
 Value = np.ndarray | float
 
@@ -49,6 +50,10 @@ class Op:
 
     def compute(self, values: list[Value], ctx) -> Value:
         raise NotImplementedError
+
+    def fusion_key(self) -> str | None:
+        """Operators with the same key are computed together by ``compute_fused``."""
+        return None
 
 
 def _fmt(p) -> str:
@@ -208,8 +213,8 @@ Count = _rolling(
     inf_as_nan=False,
 )
 Count.fills_nan = True
-Var = _rolling("Var", lambda x, n, f: K.roll_moment(x, n, 0), "Rolling variance, ddof=1.")
-Std = _rolling("Std", lambda x, n, f: K.roll_moment(x, n, 1), "Rolling standard deviation, ddof=1.")
+Var = _rolling("Var", lambda x, n, f: KO.roll_var(x, n, 0), "Rolling variance, ddof=1.")
+Std = _rolling("Std", lambda x, n, f: KO.roll_var(x, n, 1), "Rolling standard deviation, ddof=1.")
 Skew = _rolling("Skew", lambda x, n, f: K.roll_moment(x, n, 2), "Rolling skewness (pandas).", 3)
 Kurt = _rolling(
     "Kurt", lambda x, n, f: K.roll_moment(x, n, 3), "Rolling excess kurtosis (pandas).", 4
@@ -219,33 +224,83 @@ Mad = _rolling(
     lambda x, n, f: K.roll_moment(x, n, 4),
     "Rolling mean absolute deviation.",
 )
-Max = _rolling("Max", lambda x, n, f: K.roll_extreme(x, n, 0, f), "Rolling maximum.")
-Min = _rolling("Min", lambda x, n, f: K.roll_extreme(x, n, 1, f), "Rolling minimum.")
-IdxMax = _rolling(
-    "IdxMax",
-    lambda x, n, f: K.roll_extreme(x, n, 2, f),
-    "1-based position of the max in the window.",
-)
-IdxMin = _rolling(
-    "IdxMin",
-    lambda x, n, f: K.roll_extreme(x, n, 3, f),
-    "1-based position of the min in the window.",
-)
-Med = _rolling("Med", lambda x, n, f: K.roll_sorted(x, n, 0, 0.5), "Rolling median.")
-Rank = _rolling(
+
+
+class FusedRollingOp(RollingOp):
+    """A rolling statistic whose family kernel computes several statistics of one series and
+    window in a single pass (Max and IdxMax; quantiles, Med and Rank; Slope, Rsquare and
+    Resi). The evaluator groups siblings by ``fusion_key`` and calls ``compute_fused`` once
+    for the group; alone, an operator runs the family kernel for its own statistic only."""
+
+    family: ClassVar[str] = ""
+    code: ClassVar[float] = 0.0  # this statistic's code for the family kernel
+
+    @staticmethod
+    def family_kernel(x, n, first, codes) -> np.ndarray:
+        """Statistics ``codes`` (float array) of x's rolling windows, shaped (codes, S, T)."""
+        raise NotImplementedError
+
+    def stat_code(self) -> float:
+        return self.code
+
+    def fusion_key(self) -> str:
+        return f"{self.family}|{self.children[0].key}|{self.window}"
+
+    def kernel(self, x, n, first):
+        return self.family_kernel(x, n, first, np.array([self.stat_code()], dtype=np.float64))[0]
+
+    @staticmethod
+    def compute_fused(members: list[FusedRollingOp], values, ctx) -> list[np.ndarray]:
+        """Results of ``members`` (same family, series and window), in order."""
+        head = members[0]
+        x = _finite(values[0]) if head.inf_as_nan else values[0]
+        codes = np.array([m.stat_code() for m in members], dtype=np.float64)
+        n = head.window
+        if n >= 0:
+            return list(head.family_kernel(x, n, ctx.first, codes))
+        flipped = np.ascontiguousarray(x[:, ::-1])
+        out = head.family_kernel(flipped, -n, ctx.first_reversed, codes)
+        return [np.ascontiguousarray(o[:, ::-1]) for o in out]
+
+
+def _fused(name: str, family: str, kernel, code: float, doc: str, inf_as_nan: bool = True):
+    attrs = {"name": name, "__doc__": doc, "family": family, "code": code,
+             "family_kernel": staticmethod(kernel), "inf_as_nan": inf_as_nan}  # fmt: skip
+    return type(name, (FusedRollingOp,), attrs)
+
+
+def _max_kernel(x, n, first, codes):
+    return KO.roll_extreme(x, n, True, first, codes)
+
+
+def _min_kernel(x, n, first, codes):
+    return KO.roll_extreme(x, n, False, first, codes)
+
+
+def _sorted_kernel(x, n, first, codes):
+    return KO.roll_sorted(x, n, codes)
+
+
+def _reg_kernel(x, n, first, codes):
+    return KO.roll_reg(x, n, codes)
+
+
+Max = _fused("Max", "max", _max_kernel, 0, "Rolling maximum.")
+IdxMax = _fused("IdxMax", "max", _max_kernel, 1, "1-based position of the max in the window.")
+Min = _fused("Min", "min", _min_kernel, 0, "Rolling minimum.")
+IdxMin = _fused("IdxMin", "min", _min_kernel, 1, "1-based position of the min in the window.")
+Med = _fused("Med", "sorted", _sorted_kernel, 0.5, "Rolling median.")
+Rank = _fused(
     "Rank",
-    lambda x, n, f: K.roll_sorted(x, n, 1, 0.0),
+    "sorted",
+    _sorted_kernel,
+    -1.0,
     "Percentile rank of the current value in its window (pandas rank(pct=True), Qlib's Rank).",
 )
-Slope = _rolling(
-    "Slope", lambda x, n, f: K.roll_reg(x, n, 0), "Slope of x on time 1..N.", inf_as_nan=False
-)
-Rsquare = _rolling(
-    "Rsquare", lambda x, n, f: K.roll_reg(x, n, 1), "R-squared of x on time 1..N.", inf_as_nan=False
-)
-Resi = _rolling(
-    "Resi", lambda x, n, f: K.roll_reg(x, n, 2), "Residual of the current date.", inf_as_nan=False
-)
+# Qlib's Cython Slope/Rsquare/Resi do not treat +-inf as missing
+Slope = _fused("Slope", "reg", _reg_kernel, 0, "Slope of x on time 1..N.", False)
+Rsquare = _fused("Rsquare", "reg", _reg_kernel, 1, "R-squared of x on time 1..N.", False)
+Resi = _fused("Resi", "reg", _reg_kernel, 2, "Residual of the current date.", False)
 WMA = _rolling(
     "WMA",
     lambda x, n, f: K.roll_weighted(x, n, 0, f),
@@ -257,14 +312,16 @@ DecayLinear = _rolling(
 Prod = _rolling("Prod", lambda x, n, f: K.roll_weighted(x, n, 2, f), "Rolling product.")
 
 
-class Quantile(RollingOp):
+class Quantile(FusedRollingOp):
     """Rolling quantile with linear interpolation: ``Quantile(x, N, q)``."""
 
     name = "Quantile"
     signature = ("series", "window", "number")
+    family = "sorted"
+    family_kernel = staticmethod(_sorted_kernel)
 
-    def kernel(self, x, n, first):
-        return K.roll_sorted(x, n, 0, float(self.params[1]))
+    def stat_code(self) -> float:
+        return float(self.params[1])
 
 
 class Ref(RollingOp):
@@ -349,9 +406,9 @@ class PairRollingOp(RollingOp):
         x, y = (_finite(v) for v in values)
         n = self.window
         if n >= 0:
-            return K.roll_pair(x, y, n, self.kind)
+            return KO.roll_pair(x, y, n, self.kind)
         x, y = (np.ascontiguousarray(v[:, ::-1]) for v in (x, y))
-        return np.ascontiguousarray(K.roll_pair(x, y, -n, self.kind)[:, ::-1])
+        return np.ascontiguousarray(KO.roll_pair(x, y, -n, self.kind)[:, ::-1])
 
 
 class Cov(PairRollingOp):
