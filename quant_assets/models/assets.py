@@ -1,6 +1,5 @@
 """Model stage: a LightGBM model trained each day on a rolling window, and its predictions."""
 
-
 import math
 
 import mlflow

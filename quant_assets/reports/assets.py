@@ -1,6 +1,5 @@
 """Report stage: the published recommendations and the daily HTML report."""
 
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

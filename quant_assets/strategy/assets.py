@@ -1,6 +1,5 @@
 """Strategy stage: today's target portfolio from the model's scores."""
 
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

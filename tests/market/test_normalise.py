@@ -25,21 +25,39 @@ def local(*stamps: str) -> pd.Series:
 
 
 def trades_frame() -> pd.DataFrame:
-    t = local("2024-01-02 09:25:00", "2024-01-02 09:30:00", "2024-01-02 09:30:59",
-              "2024-01-02 09:31:00", "2024-01-02 11:29:59", "2024-01-02 11:30:00",
-              "2024-01-02 13:00:00", "2024-01-02 14:56:59", "2024-01-02 15:00:00")
-    return pd.DataFrame({
-        "ts": t, "symbol": "600000.SH", "trade_id": np.arange(1, 10),
-        "price": [10.00, 10.02, 9.98, 10.05, 10.10, 10.12, 10.08, 10.20, 10.15],
-        "volume": [5000, 100, 200, 300, 400, 500, 600, 700, 800],
-        "side": [0, 1, -1, 1, 1, 1, -1, 1, 0],
-    })[C.TRADES]
+    t = local(
+        "2024-01-02 09:25:00",
+        "2024-01-02 09:30:00",
+        "2024-01-02 09:30:59",
+        "2024-01-02 09:31:00",
+        "2024-01-02 11:29:59",
+        "2024-01-02 11:30:00",
+        "2024-01-02 13:00:00",
+        "2024-01-02 14:56:59",
+        "2024-01-02 15:00:00",
+    )
+    return pd.DataFrame(
+        {
+            "ts": t,
+            "symbol": "600000.SH",
+            "trade_id": np.arange(1, 10),
+            "price": [10.00, 10.02, 9.98, 10.05, 10.10, 10.12, 10.08, 10.20, 10.15],
+            "volume": [5000, 100, 200, 300, 400, 500, 600, 700, 800],
+            "side": [0, 1, -1, 1, 1, 1, -1, 1, 0],
+        }
+    )[C.TRADES]
 
 
 def test_minute_bars_are_labelled_by_the_end_of_the_minute():
     bars = trades_to_minute_bars(trades_frame())
-    assert bars["ts"].dt.strftime("%H:%M").tolist() == ["09:31", "09:32", "11:30", "13:01", "14:57",
-                                                       "15:00"]
+    assert bars["ts"].dt.strftime("%H:%M").tolist() == [
+        "09:31",
+        "09:32",
+        "11:30",
+        "13:01",
+        "14:57",
+        "15:00",
+    ]
     first = bars.iloc[0]  # auction print + [09:30:00, 09:31:00)
     assert (first.open, first.high, first.low, first.close) == (10.00, 10.02, 9.98, 9.98)
     assert first.volume == 5300 and first.n_trades == 3
@@ -47,8 +65,17 @@ def test_minute_bars_are_labelled_by_the_end_of_the_minute():
     noon = bars.iloc[2]  # 11:29:59 and the 11:30:00 print share the 11:30 bar
     assert (noon.open, noon.close, noon.volume, noon.n_trades) == (10.10, 10.12, 900, 2)
     assert bars.iloc[-1].volume == 800  # closing auction in the 15:00 bar
-    assert list(bars.columns) == ["ts", "symbol", "open", "high", "low", "close", "volume",
-                                  "amount", "n_trades"]
+    assert list(bars.columns) == [
+        "ts",
+        "symbol",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "amount",
+        "n_trades",
+    ]
     assert str(bars["ts"].dtype) == "datetime64[ns, Asia/Shanghai]"
 
 
@@ -60,43 +87,70 @@ def test_daily_bars_and_comparison_with_the_vendor():
     assert (row.open, row.high, row.low, row.close) == (10.00, 10.20, 9.98, 10.15)
     assert row.volume == trades.volume.sum() and row.n_trades == 9
     assert row.date == pd.Timestamp("2024-01-02")
-    vendor = pd.DataFrame({
-        "date": pd.to_datetime(["2024-01-02", "2024-01-02"]).astype("datetime64[ns]"),
-        "symbol": ["600000.SH", "000001.SZ"], "open": [10.00, 9.0], "high": [10.20, 9.0],
-        "low": [9.98, 9.0], "close": [10.15, 9.0], "preclose": [9.9, 9.0],
-        "volume": [trades.volume.sum(), 0], "amount": [row.amount, 0.0],
-        "is_suspended": [False, True], "is_st": [False, False],
-    })
+    vendor = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-01-02", "2024-01-02"]).astype("datetime64[ns]"),
+            "symbol": ["600000.SH", "000001.SZ"],
+            "open": [10.00, 9.0],
+            "high": [10.20, 9.0],
+            "low": [9.98, 9.0],
+            "close": [10.15, 9.0],
+            "preclose": [9.9, 9.0],
+            "volume": [trades.volume.sum(), 0],
+            "amount": [row.amount, 0.0],
+            "is_suspended": [False, True],
+            "is_st": [False, False],
+        }
+    )
     assert compare_daily_bars(daily, vendor).empty  # suspended 000001.SZ has no trades: fine
     vendor.loc[0, "close"] = 10.16
     vendor.loc[1, "is_suspended"] = False
     diff = compare_daily_bars(daily, vendor)
-    assert diff[["symbol", "field"]].values.tolist() == [["000001.SZ", "missing"],
-                                                        ["600000.SH", "close"]]
+    assert diff[["symbol", "field"]].values.tolist() == [
+        ["000001.SZ", "missing"],
+        ["600000.SH", "close"],
+    ]
     assert diff.loc[1, "from_trades"] == 10.15 and diff.loc[1, "vendor"] == 10.16
     assert compare_daily_bars(daily, vendor, tol={"close": 1e-3}).field.tolist() == ["missing"]
 
 
 def ex_rights_bars() -> pd.DataFrame:
     """600000.SH: 10派1送5 (cash 0.10/share, 0.5 bonus shares) ex on 01-05, announced 01-03."""
-    dates = pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05",
-                            "2024-01-08"]).astype("datetime64[ns]")
+    dates = pd.to_datetime(
+        ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
+    ).astype("datetime64[ns]")
     close = [10.0, 10.5, 11.0, 7.5, 7.6]
     # exchange preclose on the ex-date: (11.0 - 0.1) / 1.5 = 7.2667 -> 7.27 on the tick
     preclose = [9.8, 10.0, 10.5, 7.27, 7.5]
-    return pd.DataFrame({
-        "date": dates, "symbol": "600000.SH", "open": close, "high": close, "low": close,
-        "close": close, "preclose": preclose, "volume": [1000, 1000, 1000, 1500, 1500],
-        "amount": np.nan, "is_suspended": False, "is_st": False,
-    })[C.BARS]
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "symbol": "600000.SH",
+            "open": close,
+            "high": close,
+            "low": close,
+            "close": close,
+            "preclose": preclose,
+            "volume": [1000, 1000, 1000, 1500, 1500],
+            "amount": np.nan,
+            "is_suspended": False,
+            "is_st": False,
+        }
+    )[C.BARS]
 
 
 def actions_frame(announce: str = "2024-01-03", ex: str = "2024-01-05") -> pd.DataFrame:
-    return pd.DataFrame({
-        "action_id": ["a1"], "symbol": ["600000.SH"],
-        "announce_date": pd.to_datetime([announce]), "ex_date": pd.to_datetime([ex]),
-        "cash_dividend": [0.1], "bonus_ratio": [0.5], "split_ratio": [1.0],
-    })[C.CORPORATE_ACTIONS]
+    return pd.DataFrame(
+        {
+            "action_id": ["a1"],
+            "symbol": ["600000.SH"],
+            "announce_date": pd.to_datetime([announce]),
+            "ex_date": pd.to_datetime([ex]),
+            "cash_dividend": [0.1],
+            "bonus_ratio": [0.5],
+            "split_ratio": [1.0],
+        }
+    )[C.CORPORATE_ACTIONS]
 
 
 def test_factors_from_actions_and_from_preclose_agree_up_to_the_tick():
@@ -130,8 +184,9 @@ def test_no_look_ahead_an_action_announced_after_t_never_changes_factors_up_to_t
     base = adjustment_factors(actions_frame().iloc[:0], bars)
     with_action = adjustment_factors(actions_frame(announce="2024-01-04"), bars)
     t = pd.Timestamp("2024-01-04")
-    np.testing.assert_array_equal(with_action.loc[with_action.date <= t, "factor"],
-                                  base.loc[base.date <= t, "factor"])
+    np.testing.assert_array_equal(
+        with_action.loc[with_action.date <= t, "factor"], base.loc[base.date <= t, "factor"]
+    )
     # as of 01-04 the action was announced but not yet ex: nothing adjusts, later days dropped
     as_of = adjustment_factors(actions_frame(announce="2024-01-04"), bars, as_of="2024-01-03")
     assert as_of["date"].max() == pd.Timestamp("2024-01-03")
@@ -161,20 +216,40 @@ def test_forward_adjustment_refuses_factors_that_know_the_future():
 
 def test_ex_date_on_a_non_trading_day_applies_on_the_next_bar():
     bars = ex_rights_bars()
-    f = adjustment_factors(actions_frame(ex="2024-01-06"), bars.iloc[[0, 1, 2, 4]].assign(
-        preclose=[9.8, 10.0, 10.5, 7.27]))
+    f = adjustment_factors(
+        actions_frame(ex="2024-01-06"),
+        bars.iloc[[0, 1, 2, 4]].assign(preclose=[9.8, 10.0, 10.5, 7.27]),
+    )
     assert f["factor"].tolist()[:3] == [1, 1, 1] and f["factor"].iloc[3] > 1.5
 
 
 def test_news_after_15_00_or_on_a_holiday_belongs_to_the_next_trading_day():
     days = pd.to_datetime(["2024-02-08", "2024-02-19", "2024-02-20"])  # Spring Festival gap
-    news = pd.DataFrame({
-        "news_id": list("abcdef"),
-        "ts": local("2024-02-08 14:59:59", "2024-02-08 15:00:00", "2024-02-10 09:00:00",
-                    "2024-02-19 08:00:00", "2024-02-19 23:30:00", "2024-02-20 16:00:00"),
-        "symbol": "600000.SH", "title": "t", "body": None, "source": None, "sentiment": np.nan,
-    })[C.NEWS]
+    news = pd.DataFrame(
+        {
+            "news_id": list("abcdef"),
+            "ts": local(
+                "2024-02-08 14:59:59",
+                "2024-02-08 15:00:00",
+                "2024-02-10 09:00:00",
+                "2024-02-19 08:00:00",
+                "2024-02-19 23:30:00",
+                "2024-02-20 16:00:00",
+            ),
+            "symbol": "600000.SH",
+            "title": "t",
+            "body": None,
+            "source": None,
+            "sentiment": np.nan,
+        }
+    )[C.NEWS]
     out = news_to_trading_days(news, days)
     assert list(out.columns[:2]) == ["trading_date", "news_id"]
     assert out["trading_date"].dt.strftime("%m-%d").fillna("NaT").tolist() == [
-        "02-08", "02-19", "02-19", "02-19", "02-20", "NaT"]
+        "02-08",
+        "02-19",
+        "02-19",
+        "02-19",
+        "02-20",
+        "NaT",
+    ]

@@ -40,8 +40,14 @@ def csi300():
 
 
 def test_csi300_bars_validate_clean_with_suspended_and_limit_up_rows_kept(csi300):
-    res = validate("bars", csi300, known_symbols=set(csi300["symbol"]), trading_date=None,
-                   now="2024-08-21", source_file=R.CSI300_BARS)
+    res = validate(
+        "bars",
+        csi300,
+        known_symbols=set(csi300["symbol"]),
+        trading_date=None,
+        now="2024-08-21",
+        source_file=R.CSI300_BARS,
+    )
     assert conserved(res)
     assert res.quarantine.empty, res.quarantine.groupby("rule").size()
     clean = res.clean
@@ -50,8 +56,11 @@ def test_csi300_bars_validate_clean_with_suspended_and_limit_up_rows_kept(csi300
     assert clean["symbol"].str.match(r"^\d{6}\.(SH|SZ)$").all()
     susp = clean[clean["is_suspended"]]
     assert len(susp) == 328 and (susp["volume"] == 0).all()  # valid-but-suspended, kept
-    assert (clean.loc[clean["is_st"], "symbol"].unique().tolist()
-            == ["600515.SH", "000408.SZ", "000792.SZ"] or clean["is_st"].sum() == 629)
+    assert (
+        clean.loc[clean["is_st"], "symbol"].unique().tolist()
+        == ["600515.SH", "000408.SZ", "000792.SZ"]
+        or clean["is_st"].sum() == 629
+    )
     board = clean["symbol"].map(rules.board_of)
     pct = rules.limit_pct(board, clean["is_st"])
     up, down = rules.price_limits(clean["preclose"], pct)
@@ -100,8 +109,14 @@ def test_tick_snapshots_map_to_order_book_and_quirks_are_quarantined(tick):
     book, _ = tick
     assert book.shape == (4_749, 42)
     assert book["ask_px_6"].isna().all() and (book["ask_sz_10"] == 0).all()
-    res = validate("order_book", book, known_symbols={"000001.SZ"}, trading_date="2020-01-02",
-                   now="2020-01-02 18:00", source_file="SZ000001.csv")
+    res = validate(
+        "order_book",
+        book,
+        known_symbols={"000001.SZ"},
+        trading_date="2020-01-02",
+        now="2020-01-02 18:00",
+        source_file="SZ000001.csv",
+    )
     assert conserved(res)
     OrderBookSchema.validate(res.clean)
     q = res.quarantine
@@ -124,8 +139,13 @@ def test_tick_trades_reconcile_with_the_vendor_volume_and_amount(tick):
     assert daily["volume"].iloc[0] == 1_530_232 * 100  # SOURCES.md: lots -> shares
     assert daily["amount"].iloc[0] == pytest.approx(2.571e9, rel=1e-3)
     assert daily["low"].iloc[0] >= 16.55 - 0.01 and daily["high"].iloc[0] <= 16.95 + 0.01
-    res = validate("trades", trades, known_symbols={"000001.SZ"}, trading_date="2020-01-02",
-                   now="2020-01-02 18:00")
+    res = validate(
+        "trades",
+        trades,
+        known_symbols={"000001.SZ"},
+        trading_date="2020-01-02",
+        now="2020-01-02 18:00",
+    )
     assert conserved(res)
     TradesSchema.validate(res.clean)
     # The opening (09:25:04) and closing (15:00:03) auction prints arrive a few seconds after
@@ -148,8 +168,16 @@ def test_sp500_corrupt_2021_rows_and_the_bhf_row_are_quarantined(sp500):
     sessions = sessions.tz_localize(None) if sessions.tz is not None else sessions
     assert sp500.attrs["market"] == "US"
     # "now" is when the data set was published (Feb 2018): 2021 dates are corrupt
-    res = validate("bars", sp500, known_symbols=set(sp500["symbol"]), trading_date=None,
-                   now="2018-02-08", trading_days=sessions, market="US", source_file=R.SP500_BARS)
+    res = validate(
+        "bars",
+        sp500,
+        known_symbols=set(sp500["symbol"]),
+        trading_date=None,
+        now="2018-02-08",
+        trading_days=sessions,
+        market="US",
+        source_file=R.SP500_BARS,
+    )
     assert conserved(res)
     q = res.quarantine
     future = q[q["rule"] == "in_future"]
@@ -172,10 +200,12 @@ def quandl():
 
 def test_quandl_actions_validate_and_adjustment_matches_quandl_adj_close(quandl):
     bars, actions, reference = quandl
-    assert validate("corporate_actions", actions, known_symbols=set(bars["symbol"]),
-                    trading_date=None).quarantine.empty
-    assert validate("bars", bars, known_symbols=None, trading_date=None,
-                    market="US").quarantine.empty
+    assert validate(
+        "corporate_actions", actions, known_symbols=set(bars["symbol"]), trading_date=None
+    ).quarantine.empty
+    assert validate(
+        "bars", bars, known_symbols=None, trading_date=None, market="US"
+    ).quarantine.empty
     factors = adjustment_factors(actions, bars)
     adj = adjust_prices(bars, factors, how="forward").merge(reference, on=["date", "symbol"])
     for symbol, g in adj.groupby("symbol"):
@@ -186,7 +216,8 @@ def test_quandl_actions_validate_and_adjustment_matches_quandl_adj_close(quandl)
     aapl = adj[adj["symbol"] == "AAPL"].set_index("date")
     # the 7:1 split of 2014-06-09 is gone from the adjusted series
     assert aapl.loc["2014-06-09", "close"] / aapl.loc["2014-06-06", "close"] == pytest.approx(
-        aapl.loc["2014-06-09", "adj_close"] / aapl.loc["2014-06-06", "adj_close"], rel=1e-4)
+        aapl.loc["2014-06-09", "adj_close"] / aapl.loc["2014-06-06", "adj_close"], rel=1e-4
+    )
 
 
 def test_quandl_factors_as_of_before_the_split_do_not_know_it(quandl):

@@ -30,19 +30,23 @@ def ts(*times: str) -> pd.Series:
 
 
 def make_trades() -> pd.DataFrame:
-    return pd.DataFrame({
-        "ts": ts("09:25:00", "09:30:01", "09:30:02", "10:00:00", "13:00:00", "15:00:00"),
-        "symbol": ["600000.SH"] * 3 + ["000001.SZ"] * 3,
-        "trade_id": [1, 2, 3, 1, 2, 3],
-        "price": [10.0, 10.01, 10.02, 20.0, 20.1, 20.2],
-        "volume": [1000, 200, 300, 100, 500, 800],
-        "side": [0, 1, -1, 1, -1, 0],
-    })[C.TRADES]
+    return pd.DataFrame(
+        {
+            "ts": ts("09:25:00", "09:30:01", "09:30:02", "10:00:00", "13:00:00", "15:00:00"),
+            "symbol": ["600000.SH"] * 3 + ["000001.SZ"] * 3,
+            "trade_id": [1, 2, 3, 1, 2, 3],
+            "price": [10.0, 10.01, 10.02, 20.0, 20.1, 20.2],
+            "volume": [1000, 200, 300, 100, 500, 800],
+            "side": [0, 1, -1, 1, -1, 0],
+        }
+    )[C.TRADES]
 
 
 def make_book(n: int = 4) -> pd.DataFrame:
-    d: dict[str, object] = {"ts": ts("10:00:00").iloc[0] + pd.to_timedelta(np.arange(n) * 3, "s"),
-                            "symbol": ["600000.SH"] * n}
+    d: dict[str, object] = {
+        "ts": ts("10:00:00").iloc[0] + pd.to_timedelta(np.arange(n) * 3, "s"),
+        "symbol": ["600000.SH"] * n,
+    }
     for i in range(1, C.LEVELS + 1):
         d[f"bid_px_{i}"] = [round(10.0 - 0.01 * i, 2)] * n
         d[f"bid_sz_{i}"] = [100 * i] * n
@@ -52,49 +56,72 @@ def make_book(n: int = 4) -> pd.DataFrame:
 
 
 def make_bars() -> pd.DataFrame:
-    return pd.DataFrame({
-        "date": pd.to_datetime([DAY] * 3).astype("datetime64[ns]"),
-        "symbol": ["600000.SH", "000001.SZ", "688001.SH"],
-        "open": [10.0, 20.0, 50.0], "high": [10.5, 20.5, 55.0], "low": [9.9, 19.5, 49.0],
-        "close": [10.2, 20.2, 54.0], "preclose": [10.0, 20.0, 50.0],
-        "volume": [1_000_000, 2_000_000, 0], "amount": [1.0e7, 4.0e7, 0.0],
-        "is_suspended": [False, False, False], "is_st": [False, False, False],
-    })[C.BARS]
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime([DAY] * 3).astype("datetime64[ns]"),
+            "symbol": ["600000.SH", "000001.SZ", "688001.SH"],
+            "open": [10.0, 20.0, 50.0],
+            "high": [10.5, 20.5, 55.0],
+            "low": [9.9, 19.5, 49.0],
+            "close": [10.2, 20.2, 54.0],
+            "preclose": [10.0, 20.0, 50.0],
+            "volume": [1_000_000, 2_000_000, 0],
+            "amount": [1.0e7, 4.0e7, 0.0],
+            "is_suspended": [False, False, False],
+            "is_st": [False, False, False],
+        }
+    )[C.BARS]
 
 
 def make_news() -> pd.DataFrame:
-    return pd.DataFrame({
-        "news_id": ["n1", "n2", "n3"],
-        "ts": ts("08:00:00", "12:00:00", "16:00:00"),
-        "symbol": ["600000.SH", "000001.SZ", "600000.SH"],
-        "title": ["浦发银行发布年报", "平安银行 profit up", "Dividend announced"],
-        "body": ["正文", None, "text"],
-        "source": ["sina", "wind", None],
-        "sentiment": [0.5, np.nan, -0.2],
-    })[C.NEWS]
+    return pd.DataFrame(
+        {
+            "news_id": ["n1", "n2", "n3"],
+            "ts": ts("08:00:00", "12:00:00", "16:00:00"),
+            "symbol": ["600000.SH", "000001.SZ", "600000.SH"],
+            "title": ["浦发银行发布年报", "平安银行 profit up", "Dividend announced"],
+            "body": ["正文", None, "text"],
+            "source": ["sina", "wind", None],
+            "sentiment": [0.5, np.nan, -0.2],
+        }
+    )[C.NEWS]
 
 
 def make_actions() -> pd.DataFrame:
-    return pd.DataFrame({
-        "action_id": ["a1", "a2"], "symbol": ["600000.SH", "000001.SZ"],
-        "announce_date": pd.to_datetime(["2023-12-20", DAY]),
-        "ex_date": pd.to_datetime(["2024-01-05", "2024-01-10"]),
-        "cash_dividend": [0.5, 0.0], "bonus_ratio": [0.0, 0.3], "split_ratio": [1.0, 1.0],
-    })[C.CORPORATE_ACTIONS]
+    return pd.DataFrame(
+        {
+            "action_id": ["a1", "a2"],
+            "symbol": ["600000.SH", "000001.SZ"],
+            "announce_date": pd.to_datetime(["2023-12-20", DAY]),
+            "ex_date": pd.to_datetime(["2024-01-05", "2024-01-10"]),
+            "cash_dividend": [0.5, 0.0],
+            "bonus_ratio": [0.0, 0.3],
+            "split_ratio": [1.0, 1.0],
+        }
+    )[C.CORPORATE_ACTIONS]
 
 
 def make_universe() -> pd.DataFrame:
-    return pd.DataFrame({
-        "symbol": ["600000.SH", "000001.SZ", "688001.SH"],
-        "name": ["浦发银行", "平安银行", "华兴源创"],
-        "industry": ["bank", "bank", None], "board": ["main", "main", "star"],
-        "list_date": pd.to_datetime(["1999-11-10", "1991-04-03", "2019-07-22"]),
-        "is_st": [False, False, False],
-    })[C.UNIVERSE]
+    return pd.DataFrame(
+        {
+            "symbol": ["600000.SH", "000001.SZ", "688001.SH"],
+            "name": ["浦发银行", "平安银行", "华兴源创"],
+            "industry": ["bank", "bank", None],
+            "board": ["main", "main", "star"],
+            "list_date": pd.to_datetime(["1999-11-10", "1991-04-03", "2019-07-22"]),
+            "is_st": [False, False, False],
+        }
+    )[C.UNIVERSE]
 
 
-MAKERS = {"trades": make_trades, "order_book": make_book, "bars": make_bars, "news": make_news,
-          "corporate_actions": make_actions, "universe": make_universe}
+MAKERS = {
+    "trades": make_trades,
+    "order_book": make_book,
+    "bars": make_bars,
+    "news": make_news,
+    "corporate_actions": make_actions,
+    "universe": make_universe,
+}
 
 
 def run(kind: str, df: pd.DataFrame, **kw):
@@ -132,60 +159,120 @@ def test_good_frames_pass_untouched_and_satisfy_the_full_schema(kind):
 
 CASES = [
     # (kind, rule, mutate(df), rows expected in quarantine)
-    ("trades", "bad_price", lambda d: d.assign(price=[10.0, -1, 10.02, 0.0, 20.1, np.nan]),
-     [1, 3, 5]),
+    (
+        "trades",
+        "bad_price",
+        lambda d: d.assign(price=[10.0, -1, 10.02, 0.0, 20.1, np.nan]),
+        [1, 3, 5],
+    ),
     ("trades", "negative_volume", lambda d: d.assign(volume=[1000, -200, 300, 100, 500, 800]), [1]),
     ("trades", "bad_value", lambda d: d.assign(side=[0, 1, 2, 1, -1, 0]), [2]),
     ("trades", "duplicate", lambda d: pd.concat([d, d.iloc[[2]]], ignore_index=True), [6]),
     ("trades", "duplicate", lambda d: d.assign(trade_id=[1, 2, 2, 1, 2, 3]), [2]),
-    ("trades", "out_of_order", lambda d: d.assign(ts=ts("09:25:00", "09:30:05", "09:30:02",
-                                                         "10:00:00", "13:00:00", "15:00:00")), [2]),
-    ("trades", "outside_session", lambda d: d.assign(ts=ts("09:20:00", "09:30:01", "11:45:00",
-                                                            "10:00:00", "13:00:00", "15:00:01")),
-     [0, 2, 5]),
+    (
+        "trades",
+        "out_of_order",
+        lambda d: d.assign(
+            ts=ts("09:25:00", "09:30:05", "09:30:02", "10:00:00", "13:00:00", "15:00:00")
+        ),
+        [2],
+    ),
+    (
+        "trades",
+        "outside_session",
+        lambda d: d.assign(
+            ts=ts("09:20:00", "09:30:01", "11:45:00", "10:00:00", "13:00:00", "15:00:01")
+        ),
+        [0, 2, 5],
+    ),
     ("trades", "in_future", lambda d: d, [4, 5]),  # with now = 12:00 below
-    ("trades", "not_on_trading_date",
-     lambda d: d.assign(ts=d["ts"].where(d.index != 3, d["ts"] - pd.Timedelta(days=1))), [3]),
-    ("trades", "unknown_symbol", lambda d: d.assign(symbol=["600000.SH"] * 3 + ["999999.SZ"] * 3),
-     [3, 4, 5]),
-    ("trades", "missing_value", lambda d: d.assign(symbol=["600000.SH", None] + ["600000.SH"] * 4),
-     [1]),
+    (
+        "trades",
+        "not_on_trading_date",
+        lambda d: d.assign(ts=d["ts"].where(d.index != 3, d["ts"] - pd.Timedelta(days=1))),
+        [3],
+    ),
+    (
+        "trades",
+        "unknown_symbol",
+        lambda d: d.assign(symbol=["600000.SH"] * 3 + ["999999.SZ"] * 3),
+        [3, 4, 5],
+    ),
+    (
+        "trades",
+        "missing_value",
+        lambda d: d.assign(symbol=["600000.SH", None] + ["600000.SH"] * 4),
+        [1],
+    ),
     ("order_book", "crossed_book", lambda d: d.assign(bid_px_1=[9.99, 10.01, 10.02, 9.99]), [1, 2]),
-    ("order_book", "non_monotone_levels", lambda d: d.assign(bid_px_3=[9.97, 9.99, 9.97, 9.97],
-                                                             ask_px_5=[10.05, 10.05, 10.05, 10.03]),
-     [1, 3]),
+    (
+        "order_book",
+        "non_monotone_levels",
+        lambda d: d.assign(
+            bid_px_3=[9.97, 9.99, 9.97, 9.97], ask_px_5=[10.05, 10.05, 10.05, 10.03]
+        ),
+        [1, 3],
+    ),
     ("order_book", "bad_price", lambda d: d.assign(ask_px_2=[10.02, np.nan, 10.02, -1.0]), [1, 3]),
     ("order_book", "negative_volume", lambda d: d.assign(bid_sz_4=[400, 400, -5, 400]), [2]),
-    ("bars", "ohlc_inconsistent", lambda d: d.assign(high=[10.1, 20.5, 55.0],
-                                                     low=[9.9, 20.3, 49.0]), [0, 1]),
+    (
+        "bars",
+        "ohlc_inconsistent",
+        lambda d: d.assign(high=[10.1, 20.5, 55.0], low=[9.9, 20.3, 49.0]),
+        [0, 1],
+    ),
     ("bars", "bad_price", lambda d: d.assign(open=[np.nan, 0.0, 50.0]), [0, 1]),
     ("bars", "negative_volume", lambda d: d.assign(amount=[1.0e7, -4.0e7, 0.0]), [1]),
     ("bars", "duplicate", lambda d: pd.concat([d, d.iloc[[1]]], ignore_index=True), [3]),
-    ("bars", "not_on_trading_date",
-     lambda d: d.assign(date=pd.to_datetime([DAY, DAY, "2024-01-03"])),
-     [2]),
+    (
+        "bars",
+        "not_on_trading_date",
+        lambda d: d.assign(date=pd.to_datetime([DAY, DAY, "2024-01-03"])),
+        [2],
+    ),
     ("bars", "suspended_inconsistent", lambda d: d.assign(is_suspended=[True, False, False]), [0]),
     ("bars", "missing_value", lambda d: d.assign(volume=[1_000_000, np.nan, 0]), [1]),
     ("news", "empty_title", lambda d: d.assign(title=["ok", "  ", None]), [1, 2]),
-    ("news", "undecodable_text", lambda d: d.assign(title=["浦发\ufffd银行", "å¹³å®‰é“¶è¡Œ", "ok"]),
-     [0, 1]),
-    ("news", "undecodable_text", lambda d: d.assign(body=pd.Series(["ok", b"\xff\xfe bad", "x"],
-                                                                   dtype=object)), [1]),
+    (
+        "news",
+        "undecodable_text",
+        lambda d: d.assign(title=["浦发\ufffd银行", "å¹³å®‰é“¶è¡Œ", "ok"]),
+        [0, 1],
+    ),
+    (
+        "news",
+        "undecodable_text",
+        lambda d: d.assign(body=pd.Series(["ok", b"\xff\xfe bad", "x"], dtype=object)),
+        [1],
+    ),
     ("news", "bad_value", lambda d: d.assign(sentiment=[0.5, 1.5, np.nan]), [1]),
     ("news", "duplicate", lambda d: d.assign(news_id=["n1", "n1", "n3"]), [1]),
-    ("news", "not_on_trading_date",
-     lambda d: d.assign(ts=d["ts"].where(d.index != 2, d["ts"] + pd.Timedelta(days=1))), [2]),
-    ("corporate_actions", "ex_before_announce",
-     lambda d: d.assign(ex_date=pd.to_datetime(["2023-12-01", "2024-01-10"])), [0]),
+    (
+        "news",
+        "not_on_trading_date",
+        lambda d: d.assign(ts=d["ts"].where(d.index != 2, d["ts"] + pd.Timedelta(days=1))),
+        [2],
+    ),
+    (
+        "corporate_actions",
+        "ex_before_announce",
+        lambda d: d.assign(ex_date=pd.to_datetime(["2023-12-01", "2024-01-10"])),
+        [0],
+    ),
     ("corporate_actions", "bad_value", lambda d: d.assign(split_ratio=[1.0, 0.0]), [1]),
-    ("corporate_actions", "not_on_trading_date",
-     lambda d: d.assign(announce_date=pd.to_datetime(["2023-12-20", "2024-01-03"])), [1]),
+    (
+        "corporate_actions",
+        "not_on_trading_date",
+        lambda d: d.assign(announce_date=pd.to_datetime(["2023-12-20", "2024-01-03"])),
+        [1],
+    ),
     ("universe", "bad_value", lambda d: d.assign(board=["main", "chinext", "moon"]), [1, 2]),
 ]
 
 
-@pytest.mark.parametrize("kind,rule,mutate,rows", CASES,
-                         ids=[f"{k}-{r}-{i}" for i, (k, r, _, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "kind,rule,mutate,rows", CASES, ids=[f"{k}-{r}-{i}" for i, (k, r, _, _) in enumerate(CASES)]
+)
 def test_each_rule_quarantines_the_bad_rows_and_loses_nothing(kind, rule, mutate, rows):
     df = mutate(MAKERS[kind]())
     kw = {"now": f"{DAY} 12:00"} if rule == "in_future" else {}
@@ -271,12 +358,24 @@ def test_wrong_types_are_quarantined_not_raised_and_parseable_values_are_coerced
 
 def test_timestamps_with_and_without_offset_are_local_time():
     trades = make_trades()
-    trades["ts"] = ["2024-01-02T09:25:00", "2024-01-02 09:30:01+08:00", "2024-01-02T01:30:02Z",
-                    "2024-01-02 10:00:00", "2024-01-02T05:00:00+00:00", "2024-01-02 15:00:00"]
+    trades["ts"] = [
+        "2024-01-02T09:25:00",
+        "2024-01-02 09:30:01+08:00",
+        "2024-01-02T01:30:02Z",
+        "2024-01-02 10:00:00",
+        "2024-01-02T05:00:00+00:00",
+        "2024-01-02 15:00:00",
+    ]
     res = run("trades", trades)
     assert res.quarantine.empty, res.quarantine[["rule", "detail"]]
     assert res.clean["ts"].dt.strftime("%H:%M:%S").tolist() == [
-        "09:25:00", "09:30:01", "09:30:02", "10:00:00", "13:00:00", "15:00:00"]
+        "09:25:00",
+        "09:30:01",
+        "09:30:02",
+        "10:00:00",
+        "13:00:00",
+        "15:00:00",
+    ]
 
 
 def test_quarantine_keeps_the_original_row_as_json():
@@ -298,8 +397,9 @@ def test_news_with_lone_surrogates_is_quarantined_and_serialisable():
 
 
 def test_text_problems_leaves_real_chinese_and_latin_text_alone():
-    good = pd.Series(["平安银行2023年度利润分配方案", "Café crème, naïve", "Ålesund",
-                      "“quoted” – dash"])
+    good = pd.Series(
+        ["平安银行2023年度利润分配方案", "Café crème, naïve", "Ålesund", "“quoted” – dash"]
+    )
     assert not text_problems(good).any()
     bad = pd.Series(["平安\ufffd", "Ã©tÃ©", "â€œquoteâ€\x9d", "å¹³å®‰"])
     assert text_problems(bad).all()
@@ -318,10 +418,23 @@ def test_empty_frame_is_fine_for_validate():
 
 
 def test_every_rule_is_documented():
-    assert set(RULES) >= {"bad_price", "crossed_book", "non_monotone_levels", "duplicate",
-                          "out_of_order", "outside_session", "in_future", "not_on_trading_date",
-                          "unknown_symbol", "outside_price_limit", "ohlc_inconsistent",
-                          "wrong_type", "undecodable_text", "empty_title", "negative_volume"}
+    assert set(RULES) >= {
+        "bad_price",
+        "crossed_book",
+        "non_monotone_levels",
+        "duplicate",
+        "out_of_order",
+        "outside_session",
+        "in_future",
+        "not_on_trading_date",
+        "unknown_symbol",
+        "outside_price_limit",
+        "ohlc_inconsistent",
+        "wrong_type",
+        "undecodable_text",
+        "empty_title",
+        "negative_volume",
+    }
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -333,14 +446,17 @@ def test_property_random_corruption_loses_nothing(seed):
     trades = pd.concat([make_trades()] * 30, ignore_index=True)
     trades["trade_id"] = np.arange(len(trades))
     trades["ts"] = trades["ts"].sort_values(ignore_index=True)
-    for df, cols in ((book, ["bid_px_1", "ask_px_3", "bid_sz_2", "ts", "symbol"]),
-                     (trades, ["price", "volume", "ts", "symbol", "trade_id", "side"])):
+    for df, cols in (
+        (book, ["bid_px_1", "ask_px_3", "bid_sz_2", "ts", "symbol"]),
+        (trades, ["price", "volume", "ts", "symbol", "trade_id", "side"]),
+    ):
         kind = "order_book" if df is book else "trades"
         df = df.astype({c: object for c in cols})
         for _ in range(int(rng.integers(1, 40))):
             r, c = int(rng.integers(len(df))), cols[int(rng.integers(len(cols)))]
-            df.at[r, c] = rng.choice(np.array([np.nan, -1, 0, "x", 1e9, "999999.SH", None],
-                                              dtype=object))
+            df.at[r, c] = rng.choice(
+                np.array([np.nan, -1, 0, "x", 1e9, "999999.SH", None], dtype=object)
+            )
         if rng.random() < 0.5:
             df = pd.concat([df, df.sample(5, random_state=seed)], ignore_index=True)
         res = run(kind, df)
