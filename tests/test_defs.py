@@ -25,7 +25,7 @@ def test_definitions_load_with_every_stage():
         "signals",
         "recommendations",
     } <= keys
-    assert len(list(graph.asset_check_keys)) >= 14
+    assert len(list(graph.asset_check_keys)) >= 21
     assert defs.resolve_job_def("daily_pipeline") and defs.resolve_job_def("history_load")
     assert set(defs.resources) >= {
         "clickhouse",

@@ -16,7 +16,8 @@ from dagster import (
 )
 
 from quant_assets.calendar import TRADING_DAYS, previous_trading_day
-from quant_assets.factors.assets import factor_values
+from quant_assets.factors.assets import active_factors, factor_values
+from quant_assets.factors.daily_set import DAILY_FACTORS
 from quant_assets.factors.queries import read_factor_panel
 from quant_assets.market.queries import adjusted_bars, read_daily_bars
 from quant_assets.models.dataset import next_day_labels, training_frame
@@ -36,7 +37,7 @@ class TrainConfig(Config):
 @asset(
     partitions_def=TRADING_DAYS,
     group_name="models",
-    deps=[factor_values],
+    deps=[factor_values, active_factors],
     check_specs=[AssetCheckSpec("metrics_finite", asset="lgbm_model", blocking=True)],
 )
 def lgbm_model(
@@ -50,8 +51,17 @@ def lgbm_model(
     day = pd.Timestamp(context.partition_key)
     start = previous_trading_day(day, config.train_days + 1)
     with clickhouse.client() as client:
+        active = clickhouse.query_df(
+            client,
+            "SELECT factor FROM {db}.factor_screening WHERE date = %(d)s AND active",
+            {"d": day.date()},
+        )["factor"].tolist()
         features = read_factor_panel(clickhouse, client, start, day)
         bars = read_daily_bars(clickhouse, client, start, day)
+    if not active:
+        context.log.warning("no active factors on the day; training on the daily factor set")
+        active = list(DAILY_FACTORS)
+    features = features.reindex(columns=sorted(active))
     if features.empty or bars.empty:
         raise Failure(f"no factors or bars stored between {start.date()} and {day.date()}")
     X, y = training_frame(features, next_day_labels(adjusted_bars(bars)), day)
@@ -68,7 +78,7 @@ def lgbm_model(
         context.partition_key,
         fit,
         X,
-        {"train_days": config.train_days, "features": ",".join(X.columns)},
+        {"train_days": config.train_days, "n_features": X.shape[1]},
     )
     context.log.info(f"trained on {n_dates} days, valid rank IC {fit.metrics['valid_rank_ic']:.4f}")
     importance = pd.Series(fit.model.feature_importances_, index=X.columns).sort_values()
@@ -103,7 +113,7 @@ def predictions(
     model = mlflow.lightgbm.load_model(model_uri)
     with clickhouse.client() as client:
         features = read_factor_panel(clickhouse, client, day, day)
-        features = features[list(model.feature_name_)]
+        features = features.reindex(columns=list(model.feature_name_))
         scores = pd.Series(model.predict(features), index=features.index, name="score")
         frame = scores.reset_index().assign(model_uri=model_uri)
         rows = clickhouse.replace_partition(client, PREDICTIONS, frame, day)

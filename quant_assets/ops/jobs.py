@@ -18,13 +18,17 @@ history_load = define_asset_job(
     "history_load",
     selection=(
         AssetSelection.assets(
-            "universe", "raw_daily_bars", "raw_corporate_actions", "adjustment_factors"
+            "universe",
+            "raw_daily_bars",
+            "raw_corporate_actions",
+            "adjustment_factors",
+            "factor_values",
+            "alpha158_values",
         )
-        | AssetSelection.groups("factors")
     )
     # Without the day's trades there is nothing to compare the vendor's bars with.
     - AssetSelection.checks(daily_bars_match_trades),
     partitions_def=TRADING_DAYS,
-    description="Daily bars, corporate actions and factors: the history a model's training "
-    "window needs, without the intraday tables.",
+    description="Daily bars, corporate actions and the bar-based factors: the history a "
+    "model's training window needs, without the intraday tables.",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from quant_assets.calendar import next_trading_day, trading_days
 from quant_assets.definitions import defs
@@ -16,9 +16,14 @@ from resources import ClickHouseResource, MarketDataResource, MLflowResource
 
 pytestmark = pytest.mark.slow
 
-WARMUP = trading_days("2024-03-01", "2024-04-10")  # 28 days of market data and factors
+WARMUP = trading_days("2024-02-26", "2024-04-10")  # 32 days of market data and factors
 DAYS = ["2024-04-11", "2024-04-12"]
-RUN_CONFIG = {"ops": {"lgbm_model": {"config": {"min_train_days": 10, "train_days": 40}}}}
+RUN_CONFIG = {
+    "ops": {
+        "lgbm_model": {"config": {"min_train_days": 10, "train_days": 40}},
+        "factor_evaluation": {"config": {"window_days": 30, "min_days": 15}},
+    }
+}
 ALL_ASSETS = [*defs.assets, *defs.asset_checks]
 
 
@@ -70,9 +75,18 @@ def test_every_run_succeeds_and_every_check_passes(pipeline):
     for day, result in pipeline["results"].items():
         assert result.success, day
         evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) >= 8
-        failed = [e.check_name for e in evaluations if not e.passed]
-        assert failed == [], (day, failed)
+        assert len(evaluations) >= 20
+        failed = [
+            (e.asset_key.to_user_string(), e.check_name, e.severity, dict(e.metadata))
+            for e in evaluations
+            if not e.passed
+        ]
+        errors = [f for f in failed if f[2] == AssetCheckSeverity.ERROR]
+        assert errors == [], (day, errors)
+        # The only warnings: Alpha158's 60-day windows (ROC60) with 32 days of history.
+        for asset, _, _, metadata in failed:
+            assert asset == "alpha158_values", (day, failed)
+            assert metadata.get("short_history", metadata.get("worst_coverage")) is not None
 
 
 def test_tables_hold_one_day_per_partition(pipeline):
@@ -84,7 +98,7 @@ def test_tables_hold_one_day_per_partition(pipeline):
         traded = int((~bars["is_suspended"]).sum())
         assert _count(res, "universe_daily", day) == len(listed)
         assert _count(res, "raw_daily_bars", day) == len(bars)
-        assert _count(res, "factor_values", day) == traded * len(DAILY_FACTORS)
+        assert _count(res, "factor_values", day) >= traded * (len(DAILY_FACTORS) + 158)
         assert _count(res, "predictions", day) == traded
         assert _count(res, "signals", day) == 10
         assert _count(res, "recommendations", day) == 10
@@ -102,8 +116,16 @@ def test_model_is_logged_with_params_metrics_and_signature(pipeline):
     assert run["metrics.train_dates"] >= 10
     assert -1 <= run["metrics.valid_rank_ic"] <= 1
     model_info = mlflow.models.get_model_info(run["tags.model_uri"])
-    inputs = [c.name for c in model_info.signature.inputs]
-    assert sorted(inputs) == sorted(DAILY_FACTORS)
+    inputs = sorted(c.name for c in model_info.signature.inputs)
+    ch = res["clickhouse"]
+    with ch.client() as client:
+        active = ch.query_df(
+            client,
+            "SELECT factor FROM {db}.factor_screening WHERE date = '2024-04-12' AND active",
+        )["factor"]
+    # The model trains on the day's active factor set (the daily set when none passes).
+    assert inputs == (sorted(active) if len(active) else sorted(DAILY_FACTORS))
+    assert run["params.n_features"] == str(len(inputs))
 
 
 def test_recommendations_are_tradable_and_for_the_next_day(pipeline):
