@@ -13,8 +13,9 @@ from dagster import (
 from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets
 from quant_assets.models import assets as model_assets
-from quant_assets.ops.jobs import daily_pipeline, history_load
+from quant_assets.ops.jobs import daily_pipeline, history_load, market_ingest
 from quant_assets.ops.schedules import daily_after_close
+from quant_assets.ops.sensors import landing_zone_sensor
 from quant_assets.reports import assets as report_assets
 from quant_assets.storage import ClickHouseTableIOManager
 from quant_assets.strategy import assets as strategy_assets
@@ -28,8 +29,9 @@ STAGES = [market_assets, factor_assets, model_assets, strategy_assets, report_as
 defs = Definitions(
     assets=load_assets_from_modules(STAGES),
     asset_checks=load_asset_checks_from_modules(STAGES),
-    jobs=[daily_pipeline, history_load],
+    jobs=[daily_pipeline, history_load, market_ingest],
     schedules=[daily_after_close],
+    sensors=[landing_zone_sensor],
     resources=resources,
     # An embedded chDB folder is open in one process at a time: run a job's steps in one
     # process. Against a ClickHouse server, steps run in parallel.

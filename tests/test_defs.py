@@ -26,7 +26,9 @@ def test_definitions_load_with_every_stage():
         "recommendations",
     } <= keys
     assert len(list(graph.asset_check_keys)) >= 21
-    assert defs.resolve_job_def("daily_pipeline") and defs.resolve_job_def("history_load")
+    for job in ("daily_pipeline", "history_load", "market_ingest"):
+        assert defs.resolve_job_def(job).name == job
+    assert defs.resolve_sensor_def("landing_zone_sensor").job_name == "market_ingest"
     assert set(defs.resources) >= {
         "clickhouse",
         "clickhouse_io",

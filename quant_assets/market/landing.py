@@ -76,6 +76,9 @@ def write_landing_file(
     """Write `df` as the landing file of `kind` for `date` (atomically); returns its path."""
     path = landing_path(root, kind, date, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # pandas writes `attrs` into Parquet metadata as JSON; loaders may keep arrays there.
+    df = df.copy(deep=False)
+    df.attrs = {}
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "parquet":
         df.to_parquet(tmp, index=False)

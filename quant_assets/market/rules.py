@@ -21,6 +21,7 @@ MORNING = (time(9, 30), time(11, 30))
 AFTERNOON = (time(13, 0), time(14, 57))
 CLOSE_AUCTION = time(15, 0)
 MARKET_CLOSE = time(15, 0)
+AUCTION_PRINT_END = (time(9, 26), time(15, 1))  # end of the minute in which each print lands
 
 BOARDS = ("main", "chinext", "star")
 _LIMIT_PCT = {"main": 0.10, "chinext": 0.20, "star": 0.20}
@@ -64,10 +65,14 @@ def price_limits(preclose, pct):
 
 
 def in_session(ts: pd.Series) -> pd.Series:
-    """True where a local timestamp lies in a trading session or on an auction print."""
+    """True where a local timestamp lies in a trading session or on an auction print.
+
+    The call auctions print once, at 09:25:00 and 15:00:00, but vendors stamp the prints when
+    they receive them (09:25:04, 15:00:03 in real data): the whole minute of each print counts.
+    """
     t = ts.dt.time
     return (
-        (t == OPEN_AUCTION)
+        ((t >= OPEN_AUCTION) & (t < AUCTION_PRINT_END[0]))
         | ((t >= MORNING[0]) & (t <= MORNING[1]))
-        | ((t >= AFTERNOON[0]) & (t <= CLOSE_AUCTION))
+        | ((t >= AFTERNOON[0]) & (t < AUCTION_PRINT_END[1]))
     )

@@ -819,12 +819,15 @@ def validate(
     types = column_types(kind)
     parsed: dict[str, pd.Series] = {}
     unparsed: dict[str, np.ndarray] = {}
+    as_given = True  # every column already had its dtype (df[col] is a new Series each time)
     for col in cols:
         family, nullable = types[col]
-        out, bad = parse_column(df[col], family)
+        given = df[col]
+        out, bad = parse_column(given, family)
         parsed[col], unparsed[col] = out, bad
+        as_given &= out is given
         rule = "undecodable_text" if kind == "news" and col in _NEWS_TEXT else "wrong_type"
-        flags.add(rule, bad, _values(df[col], f"not a {family}"))
+        flags.add(rule, bad, _values(given, f"not a {family}"))
         exempt = col in _PRICE_COLS.get(kind, []) or (kind == "news" and col == "title")
         if not nullable and not exempt:
             flags.add("missing_value", out.isna().to_numpy() & ~bad, f"{col} is empty")
@@ -900,7 +903,7 @@ def validate(
 
     keep = np.ones(n, bool)
     keep[bad_rows] = False
-    if keep.all() and all(parsed[c] is df[c] for c in cols):
+    if keep.all() and as_given:
         clean = df[cols]  # nothing parsed, nothing dropped: no copy (copy-on-write)
     elif keep.all():
         clean = pd.DataFrame(parsed)
@@ -908,5 +911,5 @@ def validate(
         clean = pd.DataFrame({c: s.array[keep] for c, s in parsed.items()}, copy=False)
     clean = _final_dtypes(clean, types)
     clean.index = pd.Index(np.flatnonzero(keep), dtype="int64")
-    dtype_schema(kind).validate(clean)
+    dtype_schema(kind).validate(clean, inplace=True)  # checks only (no coercion): no copy
     return ValidationResult(kind, clean, q, flags.counts(), n, skipped, notes)

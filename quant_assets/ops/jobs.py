@@ -32,3 +32,10 @@ history_load = define_asset_job(
     description="Daily bars, corporate actions and the bar-based factors: the history a "
     "model's training window needs, without the intraday tables.",
 )
+
+market_ingest = define_asset_job(
+    "market_ingest",
+    selection=AssetSelection.groups("market"),
+    partitions_def=TRADING_DAYS,
+    description="Validate and store one trading day of landing-zone files (the market stage).",
+)
