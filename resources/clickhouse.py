@@ -18,12 +18,12 @@ from pathlib import Path
 import clickhouse_connect
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from clickhouse_connect.driver.client import Client
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
-PARQUET_MIN_ROWS = 50_000
+ARROW_MIN_ROWS = 50_000
+ARROW_BATCH_ROWS = 1 << 20  # ClickHouse reads a record batch as one block
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class ClickHouseResource(ConfigurableResource):
         if df.empty:
             client.command(f"ALTER TABLE {target} DROP PARTITION {literal}")
             return 0
-        mismatched = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").ne(day)
+        mismatched = pd.to_datetime(df["date"]).dt.normalize().ne(pd.Timestamp(day))
         for col, value in keys.items():
             mismatched |= df[col].astype(str).ne(value)
         if mismatched.any():
@@ -141,19 +141,38 @@ class ClickHouseResource(ConfigurableResource):
         return len(df)
 
     def insert(self, client: Client, table: str, df: pd.DataFrame) -> None:
-        """Insert a frame. In the embedded engine large frames go through a Parquet file that
-        ClickHouse reads natively (several times faster than row-wise conversion); servers
-        get the frame over the wire."""
-        if not self.embedded or len(df) < PARQUET_MIN_ROWS:
+        """Insert a frame. In the embedded engine large frames go through an uncompressed Arrow
+        IPC file that ClickHouse reads natively (several times faster than clickhouse-connect's
+        conversion to Native; writing it is little more than a memory copy, where Parquet
+        encoding took ~0.75 s per 1.4 million 43-column rows); servers get the frame over the
+        wire."""
+        if not self.embedded or len(df) < ARROW_MIN_ROWS:
             client.insert_df(table, df)
             return
         with tempfile.TemporaryDirectory(prefix="quant-insert-") as tmp:
-            path = Path(tmp) / "rows.parquet"
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="none")
+            path = Path(tmp) / "rows.arrow"
+            arrow = self._arrow(client, table, df)
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, arrow.schema) as out:
+                out.write_table(arrow, max_chunksize=ARROW_BATCH_ROWS)
+            del arrow
             cols = ", ".join(f"`{c}`" for c in df.columns)
-            client.command(
-                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{path}', Parquet)"
-            )
+            client.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{path}', Arrow)")
+
+    @staticmethod
+    def _arrow(client: Client, table: str, df: pd.DataFrame) -> pa.Table:
+        """The frame as Arrow, NaN kept as NaN in float columns that are not Nullable.
+
+        pyarrow turns NaN into null, and ClickHouse stores a null in a non-Nullable column as
+        the type's default, i.e. an empty order-book level's NaN price would become 0.0
+        (insert_df keeps NaN there, and maps NaN to NULL in Nullable columns, as this does).
+        """
+        arrow = pa.Table.from_pandas(df, preserve_index=False)
+        types = dict(row[:2] for row in client.query(f"DESCRIBE TABLE {table}").result_rows)
+        for i, name in enumerate(arrow.column_names):
+            if df[name].dtype == "float64" and not types[name].startswith("Nullable"):
+                nan_kept = pa.array(df[name].to_numpy(), type=pa.float64(), from_pandas=False)
+                arrow = arrow.set_column(i, name, nan_kept)
+        return arrow
 
     def query_df(self, client: Client, sql: str, parameters: dict | None = None) -> pd.DataFrame:
         """Run a SELECT and return a DataFrame; `{db}` in the SQL names the platform database.

@@ -31,7 +31,8 @@ def contract_type(kind: str) -> DagsterType:
         if not isinstance(value, pd.DataFrame):
             return TypeCheck(False, description=f"expected a DataFrame, got {type(value)}")
         try:
-            checker.validate(value, lazy=True)
+            # inplace: the check converts nothing, and a copy of 1.4M rows costs ~0.6 s.
+            checker.validate(value, lazy=True, inplace=True)
         except pa.errors.SchemaErrors as exc:
             return TypeCheck(False, description=str(exc.failure_cases.head(10)))
         return TypeCheck(True, metadata={"rows": len(value)})

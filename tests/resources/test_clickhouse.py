@@ -157,3 +157,27 @@ def test_partitions_by_day_and_kind_are_replaced_independently(clickhouse):
                 client, spec, q("news", ["x"]), "2024-01-02", kind="trades"
             )
     assert rows.values.tolist() == [["news", "c"], ["trades", "d"]]
+
+
+def test_large_frames_keep_nan_in_float_columns_and_null_in_nullable_ones(clickhouse):
+    """The Arrow path must store an empty book level's NaN price as NaN, not as 0.0."""
+    spec = TableSpec(
+        name="t_levels",
+        columns={
+            "date": "Date",
+            "symbol": "LowCardinality(String)",
+            "px": "Float64",
+            "score": "Nullable(Float64)",
+        },
+        order_by=("symbol",),
+    )
+    n = 60_000  # above the threshold of the Arrow path
+    px = pd.Series(10.0, index=range(n)).mask(pd.Series(range(n)) % 3 == 0)
+    df = pd.DataFrame({"date": pd.Timestamp("2024-01-02"), "symbol": "S", "px": px, "score": px})
+    with clickhouse.client() as client:
+        clickhouse.replace_partition(client, spec, df, "2024-01-02")
+        nan, zero, null = client.query(
+            "SELECT countIf(isNaN(px)), countIf(px = 0), countIf(score IS NULL) "
+            "FROM quant_test.t_levels"
+        ).result_rows[0]
+    assert (nan, zero, null) == (n // 3, 0, n // 3)
