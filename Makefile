@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/.data
 export QUANT_DATA_DIR := $(DATA_DIR)
 export DAGSTER_HOME := $(DATA_DIR)/dagster_home
+# The embedded demo's simulated order books: a snapshot every 15 s keeps `make demo` within
+# minutes on 2 cores (tests and benchmarks use the realistic 3 s).
+export QUANT_SIM_SNAPSHOT_SECONDS ?= 15
 
 .PHONY: install demo test lint ui mlflow-ui bench clean
 

@@ -21,7 +21,7 @@ def build_resources() -> dict[str, object]:
 
     QUANT_CLICKHOUSE_DSN (default chdb://<data>/clickhouse), QUANT_CLICKHOUSE_DATABASE,
     MLFLOW_TRACKING_URI (default sqlite:///<data>/mlflow/mlflow.db), QUANT_MLFLOW_ARTIFACTS,
-    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS.
+    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS, QUANT_SIM_SNAPSHOT_SECONDS.
     """
     root = data_dir()
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
@@ -43,6 +43,7 @@ def build_resources() -> dict[str, object]:
             landing_dir=env_or("QUANT_LANDING_DIR", str(root / "landing")),
             seed=int(os.environ.get("QUANT_SIM_SEED", "7")),
             n_symbols=int(os.environ.get("QUANT_SIM_SYMBOLS", "100")),
+            snapshot_seconds=int(os.environ.get("QUANT_SIM_SNAPSHOT_SECONDS", "3")),
         ),
         "llm": LLMResource(
             model=env_or("QUANT_LLM_MODEL", None),

@@ -19,8 +19,8 @@ import clickhouse_connect
 import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
-from dagster import ConfigurableResource, get_dagster_logger
-from pydantic import Field
+from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
+from pydantic import Field, PrivateAttr
 
 ARROW_MIN_ROWS = 50_000
 ARROW_BATCH_ROWS = 1 << 20  # ClickHouse reads a record batch as one block
@@ -69,9 +69,30 @@ class ClickHouseResource(ConfigurableResource):
     def embedded(self) -> bool:
         return self.dsn.startswith("chdb://")
 
+    _run_client: Client | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """In the embedded engine, open the folder once for the whole run.
+
+        Opening chDB attaches every part of every table (~0.3 s, growing with history), so a
+        run holds one client for all its steps and releases the folder when it ends.
+        """
+        if self.embedded:
+            self._run_client = self._open()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._run_client is not None:
+            self._run_client.close()
+            self._run_client = None
+
     @contextmanager
     def client(self) -> Iterator[Client]:
-        """A connected client for one unit of work, closed afterwards."""
+        """A connected client for a unit of work: the run's client inside a Dagster run on the
+        embedded engine, otherwise one opened for this unit and closed afterwards."""
+        if self._run_client is not None:
+            self._run_client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            yield self._run_client
+            return
         client = self._open()
         try:
             client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")

@@ -16,11 +16,16 @@ from pydantic import Field
 
 
 @lru_cache(maxsize=4)
-def _simulated(seed: int, n_symbols: int, start: str, end: str):
+def _simulated(seed: int, n_symbols: int, start: str, end: str, snapshot_seconds: int):
     from quant_assets.calendar import trading_days
     from quant_assets.market.simulated import SimulatedMarket
 
-    return SimulatedMarket(trading_days(start, end), n_symbols=n_symbols, seed=seed)
+    return SimulatedMarket(
+        trading_days(start, end),
+        n_symbols=n_symbols,
+        seed=seed,
+        snapshot_seconds=snapshot_seconds,
+    )
 
 
 class MarketDataResource(ConfigurableResource):
@@ -34,12 +39,17 @@ class MarketDataResource(ConfigurableResource):
     n_symbols: int = Field(default=100, description="size of the simulated universe")
     sim_start: str = Field(default="2023-01-03", description="first day of the simulated market")
     sim_end: str = Field(default="2026-12-31", description="last day of the simulated market")
+    snapshot_seconds: int = Field(
+        default=3, description="order-book snapshot interval (divides 60)"
+    )
 
     def simulated(self):
         """The simulated market (cached per process for these settings)."""
         if self.source != "simulated":
             raise ValueError(f"the market source is {self.source!r}, not the simulated market")
-        return _simulated(self.seed, self.n_symbols, self.sim_start, self.sim_end)
+        return _simulated(
+            self.seed, self.n_symbols, self.sim_start, self.sim_end, self.snapshot_seconds
+        )
 
     def universe(self) -> pd.DataFrame:
         """Reference data of every symbol (UNIVERSE columns)."""

@@ -178,7 +178,7 @@ class ScreeningConfig(Config):
     ic_threshold: float = 0.02  # |mean daily rank IC| a factor needs to be active
     min_t: float = 2.0
     min_days: int = 20
-    plots: int = 3  # factors with a full report and plots in the metadata
+    plots: int = 2  # factors with a full report and plots in the metadata
 
 
 def _png_md(pngs: dict[str, bytes], title: str) -> str:
@@ -216,7 +216,9 @@ def factor_evaluation(
     folder = data_dir() / "reports" / "factors" / context.partition_key
     folder.mkdir(parents=True, exist_ok=True)
     plots = []
-    for name in summary.index[: config.plots]:
+    # Reports of the strongest factors with a full window (a factor added lately has too few
+    # days for quantile returns over 5 days).
+    for name in summary.index[summary["n_days"] >= config.min_days][: config.plots]:
         report = factor_report(features[name].dropna(), prices, periods=(1, 5), quantiles=5)
         pngs = report_pngs(report)
         for plot, png in pngs.items():

@@ -58,6 +58,8 @@ def clean_factor_data(
 def quantize(factor: pd.Series, quantiles: int = 5) -> pd.Series:
     """Quantile 1..q per date: ``pd.qcut`` of the values (ranks if tied edges)."""
     out = np.full(len(factor), np.nan)
+    if len(factor) == 0:
+        return pd.Series(out, index=factor.index, name="factor_quantile")
     values = factor.to_numpy(dtype=float)
     codes, _ = pd.factorize(factor.index.get_level_values("date"))
     order = np.argsort(codes, kind="stable")

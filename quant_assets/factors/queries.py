@@ -29,6 +29,7 @@ def read_factor_panel(
     if long.empty:
         return pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=["date", "symbol"]))
     long["date"] = pd.to_datetime(long["date"]).astype("datetime64[ns]")
-    wide = long.pivot_table(index=["date", "symbol"], columns="factor", values="value")
+    # (date, symbol, factor) is unique: unstack is several times faster than pivot_table.
+    wide = long.set_index(["date", "symbol", "factor"])["value"].unstack("factor")
     wide.columns.name = None
     return wide.sort_index()

@@ -103,3 +103,12 @@ def test_report_shape_and_plots(inputs):
     pngs = report_pngs(report)
     assert set(pngs) == {"ic", "quantile_returns", "cumulative_spread"}
     assert all(png.startswith(b"\x89PNG") for png in pngs.values())
+
+
+def test_quantize_of_nothing_is_nothing():
+    from quant_assets.factors.evaluation import quantize
+
+    empty = pd.Series(
+        [], dtype=float, index=pd.MultiIndex.from_arrays([[], []], names=["date", "asset"])
+    )
+    assert quantize(empty).empty
