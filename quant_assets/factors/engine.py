@@ -329,6 +329,12 @@ class Evaluator:
                 results = type(op).compute_fused(members, vals, self)
                 for m, result in zip(members, results, strict=True):
                     finish(m, result)
+            elif isinstance(op, ops.ElemOp) and op.ufunc is not None:
+                # an input panel no other operator needs takes the result (no new panel)
+                donors = [i for i, c in enumerate(op.children)
+                          if uses[c.key] == 1 and not isinstance(c, ops.Field)
+                          and isinstance(vals[i], np.ndarray)]  # fmt: skip
+                finish(op, op.compute_into(vals, donors) if donors else op.compute(vals, self))
             else:
                 finish(op, op.compute(vals, self))
             return cache[op.key]
@@ -376,14 +382,38 @@ def _symbol_chunks(roots: list[ops.Op], n_symbols: int, threads: int | None):
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _run_chunk(panel, roots, out, pos, single_threaded: bool) -> None:
-    """Evaluate ``roots`` on ``panel`` (a Panel or PanelSlice) and scatter into ``out``."""
+def _empty_output(shape: tuple[int, int], dtype) -> np.ndarray:
+    """The result matrix (Fortran order: each column contiguous), on ordinary pages.
+
+    numpy advises the kernel to back large arrays with transparent huge pages; for this
+    matrix, written once column by column, that only adds the cost of clearing (and on a
+    fragmented or virtualised host, finding) 2 MB pages at the first touch."""
+    setter = getattr(getattr(np, "_core", None), "multiarray", None)
+    setter = getattr(setter, "_set_madvise_hugepage", None)
+    if setter is None:
+        return np.empty(shape, dtype=dtype, order="F")
+    previous = setter(False)
+    try:
+        return np.empty(shape, dtype=dtype, order="F")
+    finally:
+        setter(previous)
+
+
+def _run_chunk(panel, roots, out, pos, single_threaded: bool, dense=None) -> None:
+    """Evaluate ``roots`` on ``panel`` (a Panel or PanelSlice) and scatter into ``out``.
+
+    ``dense = (d0, row0, stride)`` when every cell from date d0 on has an output row, at
+    ``row0 + (d - d0) * stride + s``: the scatter is then a plain transpose."""
     if single_threaded:
         K.set_thread_kernels(1)  # this thread's numba kernels run serially
 
     def sink(i: int, result) -> None:
         if np.ndim(result) == 2:
-            KO.scatter_into(out, i, np.ascontiguousarray(result, dtype=np.float64), pos)
+            result = np.ascontiguousarray(result, dtype=np.float64)
+            if dense is not None:
+                KO.transpose_into(out, i, result, *dense)
+            else:
+                KO.scatter_into(out, i, result, pos)
         else:
             out[pos[pos >= 0], i] = float(result)
 
@@ -434,15 +464,18 @@ def evaluate_many(
     # scattered through it tile by tile (a cache-friendly transpose) rather than gathered.
     pos = np.full(panel.shape, -1, dtype=np.int32 if len(rows) < 2**31 else np.int64)
     pos[panel.sym_codes[rows], panel.date_codes[rows]] = np.arange(len(rows))
-    out = np.empty((len(rows), len(roots)), dtype=dtype, order="F")
+    out = _empty_output((len(rows), len(roots)), dtype)
     chunks = _symbol_chunks(roots, panel.shape[0], threads)
+    n_symbols, n_dates = panel.shape
+    is_dense = len(rows) == n_symbols * (n_dates - first)
     if len(chunks) == 1:
-        _run_chunk(panel, roots, out, pos, False)
+        _run_chunk(panel, roots, out, pos, False, (first, 0, n_symbols) if is_dense else None)
     else:
         for f in sorted({op.field for op in _walk(roots) if isinstance(op, ops.Field)}):
             panel.field(f)  # pivot shared fields before the threads read them
         with ThreadPoolExecutor(len(chunks)) as pool:
-            jobs = [pool.submit(_run_chunk, panel.slice(lo, hi), roots, out, pos[lo:hi], True)
+            jobs = [pool.submit(_run_chunk, panel.slice(lo, hi), roots, out, pos[lo:hi], True,
+                                (first, lo, n_symbols) if is_dense else None)
                     for lo, hi in chunks]  # fmt: skip
             for job in jobs:
                 job.result()

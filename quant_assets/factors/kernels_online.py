@@ -438,6 +438,34 @@ def roll_extreme(x, n_win, is_max, first, codes):
     return out
 
 
+@njit(cache=True, inline="always")
+def _lower_bound(buf, n, v):
+    """First index of buf[:n] (sorted) whose value is >= v."""
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if buf[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _upper_bound(buf, n, v):
+    """First index of buf[:n] (sorted) whose value is > v."""
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if buf[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(**_JIT)
 def roll_sorted(x, n_win, codes):
     """``out[j]`` is the linear-interpolated quantile ``codes[j]`` in [0, 1] of the window, or
@@ -446,7 +474,8 @@ def roll_sorted(x, n_win, codes):
     Keeps each window's valid values sorted. When one value leaves and one enters, the slot
     of the leaving value is moved towards the entering value's place, shifting only the
     values in between (usually few) instead of deleting and inserting through the buffer.
-    Rank is pandas' ``rank(pct=True)``: average rank of ties over the number of valid values."""
+    Rank is pandas' ``rank(pct=True)``: average rank of ties over the number of valid values;
+    the current value's slot is known, so its ties are counted by scanning its neighbours."""
     S, T = x.shape
     out = np.empty((len(codes), S, T))
     for s in prange(S):
@@ -455,8 +484,9 @@ def roll_sorted(x, n_win, codes):
         for t in range(T):
             v = x[s, t]
             old = x[s, t - n_win] if t >= n_win else np.nan
+            vi = -1  # slot of v in buf
             if old == old and v == v:
-                i = np.searchsorted(buf[:n], old)
+                i = _lower_bound(buf, n, old)
                 if v > old:
                     while i + 1 < n and buf[i + 1] <= v:
                         buf[i] = buf[i + 1]
@@ -466,18 +496,20 @@ def roll_sorted(x, n_win, codes):
                         buf[i] = buf[i - 1]
                         i -= 1
                 buf[i] = v
+                vi = i
             else:
                 if old == old:
-                    i = np.searchsorted(buf[:n], old)
+                    i = _lower_bound(buf, n, old)
                     for j in range(i, n - 1):
                         buf[j] = buf[j + 1]
                     n -= 1
                 if v == v:
-                    i = np.searchsorted(buf[:n], v, side="right")
+                    i = _upper_bound(buf, n, v)
                     for j in range(n, i, -1):
                         buf[j] = buf[j - 1]
                     buf[i] = v
                     n += 1
+                    vi = i
             for j in range(len(codes)):
                 q = codes[j]
                 if n == 0:
@@ -491,11 +523,15 @@ def roll_sorted(x, n_win, codes):
                         out[j, s, t] = buf[lo]
                     else:
                         out[j, s, t] = buf[lo] + (buf[lo + 1] - buf[lo]) * (pos - lo)
-                elif v != v:
+                elif vi < 0:
                     out[j, s, t] = np.nan
                 else:
-                    less = np.searchsorted(buf[:n], v)
-                    leq = np.searchsorted(buf[:n], v, side="right")
+                    less = vi
+                    while less > 0 and buf[less - 1] == v:
+                        less -= 1
+                    leq = vi + 1
+                    while leq < n and buf[leq] == v:
+                        leq += 1
                     out[j, s, t] = (less + 1 + leq) / 2.0 / n
     return out
 
@@ -516,3 +552,18 @@ def scatter_into(out, col, panel, pos):
                 r = pos[s, d]
                 if r >= 0:
                     out[r, col] = panel[s, d]
+
+
+@njit(**_JIT)
+def transpose_into(out, col, panel, d0, row0, stride):
+    """out[row0 + (d - d0) * stride + s, col] = panel[s, d] for every date d >= d0.
+
+    ``scatter_into`` for a panel whose every cell has an output row, laid out date-major
+    with ``stride`` symbols per date (the usual dense grid): no position table to read."""
+    S, T = panel.shape
+    tile = 64
+    for b in prange((T - d0 + tile - 1) // tile):
+        for d in range(d0 + b * tile, min(T, d0 + (b + 1) * tile)):
+            r = row0 + (d - d0) * stride
+            for s in range(S):
+                out[r + s, col] = panel[s, d]

@@ -99,9 +99,26 @@ class ElemOp(Op):
     def fn(*args):
         raise NotImplementedError
 
+    # the numpy ufunc behind ``fn`` when it can write into a dying input (``compute_into``)
+    ufunc: ClassVar[np.ufunc | None] = None
+
     def compute(self, values, ctx):
         with np.errstate(all="ignore"):
             return self.fn(*values)
+
+    def compute_into(self, values, donors) -> Value:
+        """As ``compute``, but may write the result into one of ``values[i]`` for ``i`` in
+        ``donors`` (inputs nobody else needs) instead of allocating a new panel."""
+        uf = self.ufunc
+        if uf is not None:
+            with np.errstate(all="ignore"):
+                dtype = np.result_type(*values)
+                shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+                for i in donors:
+                    d = values[i]
+                    if d.dtype == dtype and d.shape == shape and d.flags.writeable:
+                        return uf(*values, out=d)
+        return self.compute(values, ctx=None)
 
 
 def _truth(a):
@@ -111,7 +128,8 @@ def _truth(a):
 
 def _elem(name: str, arity: int, fn, fills_nan: bool = False) -> type[ElemOp]:
     attrs = {"name": name, "signature": ("expr",) * arity, "fn": staticmethod(fn),
-             "fills_nan": fills_nan}  # fmt: skip
+             "fills_nan": fills_nan,
+             "ufunc": fn if isinstance(fn, np.ufunc) else None}  # fmt: skip
     return type(name, (ElemOp,), attrs)
 
 
