@@ -25,17 +25,7 @@ MINUTE_BAR_COLUMNS = [
     "amount",
     "n_trades",
 ]
-DAILY_BAR_COLUMNS = [
-    "date",
-    "symbol",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "amount",
-    "n_trades",
-]
+DAILY_BAR_COLUMNS = ["date", *MINUTE_BAR_COLUMNS[1:]]
 _PRICE_COLS = ("open", "high", "low", "close", "preclose", "vwap")
 _MIN = pd.Timedelta(minutes=1)
 

@@ -86,7 +86,7 @@ def test_universe_has_boards_industries_st_and_new_listings(market, bars):
     )
     assert 8 <= uni["industry"].nunique() <= 20
     st = uni[uni["is_st"]]
-    assert 1 <= len(st) <= 4 and (st["board"] == "main").all()
+    assert len(st) in range(1, 5) and (st["board"] == "main").all()
     assert st["name"].str.contains("ST").all()
     assert uni["list_date"].dtype == "datetime64[ns]"
 
