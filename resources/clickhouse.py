@@ -79,6 +79,7 @@ class ClickHouseResource(ConfigurableResource):
         """
         if self.embedded:
             self._run_client = self._open()
+            self._run_client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._run_client is not None:
@@ -90,7 +91,6 @@ class ClickHouseResource(ConfigurableResource):
         """A connected client for a unit of work: the run's client inside a Dagster run on the
         embedded engine, otherwise one opened for this unit and closed afterwards."""
         if self._run_client is not None:
-            self._run_client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             yield self._run_client
             return
         client = self._open()

@@ -7,7 +7,8 @@ from pydantic import Field
 
 
 class LLMResource(ConfigurableResource):
-    """Unset by default: without a model the AI-factor stage runs its offline search instead."""
+    """Unset by default. Read by the AI-factor stage, which a later issue builds; `enabled`
+    tells that stage whether an LLM is configured."""
 
     model: str | None = Field(default=None, description="litellm model name, e.g. openai/gpt-4o")
     api_key: str | None = Field(default=None, description="provider key (from the environment)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from quant_assets.factors import evaluate_expression
+from quant_assets.factors import evaluate_many
 
 DAILY_FACTORS: dict[str, str] = {
     "ret_1": "$close / Ref($close, 1) - 1",
@@ -26,15 +26,10 @@ LOOKBACK_DAYS = 30
 
 def compute_daily_factors(adjusted: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
     """Factor values of `day` in long form (date, symbol, factor, value) from adjusted bars
-    covering the lookback window up to and including `day`. Suspended rows give no values."""
+    covering the lookback window up to and including `day`. Suspended rows give no values.
+    All formulas are evaluated in one pass, for the day only (shared subexpressions once)."""
     traded = adjusted[~adjusted["is_suspended"].astype(bool)]
-    frames = []
-    for name, expr in DAILY_FACTORS.items():
-        values = evaluate_expression(expr, traded)
-        today = values[values.index.get_level_values("date") == day]
-        frames.append(
-            today.rename("value")
-            .reset_index()
-            .assign(factor=name)[["date", "symbol", "factor", "value"]]
-        )
-    return pd.concat(frames, ignore_index=True)
+    wide = evaluate_many(list(DAILY_FACTORS.values()), traded, names=list(DAILY_FACTORS), start=day)
+    wide = wide[wide.index.get_level_values("date") == day]
+    long = wide.stack(future_stack=True).rename("value").reset_index()
+    return long.rename(columns={long.columns[2]: "factor"})[["date", "symbol", "factor", "value"]]

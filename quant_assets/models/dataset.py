@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quant_assets.factors.screening import rank_ic_table
+
 
 def next_day_labels(adjusted: pd.DataFrame) -> pd.Series:
     """Label of (t, symbol): the adjusted close-to-close return of the symbol's next stored day.
@@ -35,7 +37,5 @@ def training_frame(
 
 
 def daily_rank_ic(score: pd.Series, label: pd.Series) -> pd.Series:
-    """Spearman correlation between score and label on each date."""
-    df = pd.DataFrame({"score": score, "label": label}).dropna()
-    ranked = df.groupby(level="date").rank()
-    return ranked.groupby(level="date").apply(lambda g: g["score"].corr(g["label"]))
+    """Spearman correlation between score and label on each date (pairwise complete)."""
+    return rank_ic_table(score.rename("score").to_frame(), label, min_names=2)["score"]
