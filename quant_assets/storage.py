@@ -34,9 +34,8 @@ class ClickHouseTableIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         spec = self._spec(context)
         day = pd.Timestamp(context.partition_key)
-        frame = obj if "date" in obj.columns else obj.assign(date=day)
-        with self.clickhouse.client() as client:
-            rows = self.clickhouse.replace_partition(client, spec, frame, day)
+        with self.clickhouse.client() as client:  # a frame without `date` gets the day's
+            rows = self.clickhouse.replace_partition(client, spec, obj, day)
         context.add_output_metadata({"dagster/row_count": rows, "table": spec.name})
 
     def load_input(self, context: InputContext) -> pd.DataFrame:

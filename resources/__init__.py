@@ -20,6 +20,7 @@ def build_resources() -> dict[str, object]:
     """The resource set for this process: environment variables override embedded defaults.
 
     QUANT_CLICKHOUSE_DSN (default chdb://<data>/clickhouse), QUANT_CLICKHOUSE_DATABASE,
+    QUANT_CLICKHOUSE_INSERT_THREADS,
     MLFLOW_TRACKING_URI (default sqlite:///<data>/mlflow/mlflow.db), QUANT_MLFLOW_ARTIFACTS,
     QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS, QUANT_SIM_SNAPSHOT_SECONDS.
     """
@@ -29,6 +30,7 @@ def build_resources() -> dict[str, object]:
         "clickhouse": ClickHouseResource(
             dsn=env_or("QUANT_CLICKHOUSE_DSN", f"chdb://{root / 'clickhouse'}"),
             database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
+            insert_threads=int(os.environ.get("QUANT_CLICKHOUSE_INSERT_THREADS", "2")),
         ),
         "mlflow_tracking": MLflowResource(
             tracking_uri=env_or(

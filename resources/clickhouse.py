@@ -8,22 +8,25 @@ and close it (`client()` is a context manager), and opening retries while anothe
 
 from __future__ import annotations
 
-import tempfile
+import queue
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import clickhouse_connect
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
 from pydantic import Field, PrivateAttr
 
+from resources.arrow_frames import record_batches
+
 ARROW_MIN_ROWS = 50_000
-ARROW_BATCH_ROWS = 1 << 20  # ClickHouse reads a record batch as one block
+ARROW_BATCH_ROWS = 1 << 20  # one batch = one INSERT = one part
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class ClickHouseResource(ConfigurableResource):
 
     dsn: str = Field(description="chdb://<folder> (embedded) or http(s)://user:pass@host:port")
     database: str = Field(default="quant", description="database holding the platform's tables")
+    insert_threads: int = Field(
+        default=2,
+        description="embedded engine: clients loading the batches of a large insert side by side",
+    )
     open_timeout_s: float = Field(
         default=120.0, description="how long to wait for another process to release chDB"
     )
@@ -133,7 +140,9 @@ class ClickHouseResource(ConfigurableResource):
         swapped in with REPLACE PARTITION, so readers see the old day or the new one, never a
         mix, and a crash before the swap leaves the old data. The staging table's name is fixed
         per partition, so a rerun after a crash removes the leftover first. An empty frame drops
-        the partition explicitly (ClickHouse refuses to replace from an empty source).
+        the partition explicitly (ClickHouse refuses to replace from an empty source). Columns of
+        the partition key that `df` leaves out (e.g. `date`) are filled with the partition's
+        values; those it has must all be in the partition.
         """
         self.ensure_table(client, spec)
         day = pd.Timestamp(day).strftime("%Y-%m-%d")
@@ -143,9 +152,18 @@ class ClickHouseResource(ConfigurableResource):
         if df.empty:
             client.command(f"ALTER TABLE {target} DROP PARTITION {literal}")
             return 0
-        mismatched = pd.to_datetime(df["date"]).dt.normalize().ne(pd.Timestamp(day))
+        # partition columns the frame leaves out take the partition's value (no frame copy)
+        constants = {
+            c: v
+            for c, v in {"date": pd.Timestamp(day), **keys}.items()
+            if c in spec.columns and c not in df.columns
+        }
+        mismatched = np.zeros(len(df), bool)
+        if "date" in df.columns:
+            mismatched |= _dates(df["date"]) != np.datetime64(day, "D")
         for col, value in keys.items():
-            mismatched |= df[col].astype(str).ne(value)
+            if col in df.columns:
+                mismatched |= df[col].astype(str).ne(value).to_numpy()
         if mismatched.any():
             raise ValueError(
                 f"{spec.name}: {int(mismatched.sum())} rows are not in partition {literal}"
@@ -155,45 +173,68 @@ class ClickHouseResource(ConfigurableResource):
         client.command(f"DROP TABLE IF EXISTS {staging}")
         client.command(f"CREATE TABLE {staging} AS {target}")
         try:
-            self.insert(client, staging, df[list(spec.columns)])
+            self.insert(
+                client, staging, df[[c for c in spec.columns if c in df.columns]], constants
+            )
             client.command(f"ALTER TABLE {target} REPLACE PARTITION {literal} FROM {staging}")
         finally:
             client.command(f"DROP TABLE IF EXISTS {staging}")
         return len(df)
 
-    def insert(self, client: Client, table: str, df: pd.DataFrame) -> None:
-        """Insert a frame. In the embedded engine large frames go through an uncompressed Arrow
-        IPC file that ClickHouse reads natively (several times faster than clickhouse-connect's
-        conversion to Native; writing it is little more than a memory copy, where Parquet
-        encoding took ~0.75 s per 1.4 million 43-column rows); servers get the frame over the
-        wire."""
-        if not self.embedded or len(df) < ARROW_MIN_ROWS:
-            client.insert_df(table, df)
-            return
-        with tempfile.TemporaryDirectory(prefix="quant-insert-") as tmp:
-            path = Path(tmp) / "rows.arrow"
-            arrow = self._arrow(client, table, df)
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, arrow.schema) as out:
-                out.write_table(arrow, max_chunksize=ARROW_BATCH_ROWS)
-            del arrow
-            cols = ", ".join(f"`{c}`" for c in df.columns)
-            client.command(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM file('{path}', Arrow)")
+    def insert(
+        self,
+        client: Client,
+        table: str,
+        df: pd.DataFrame,
+        constants: dict[str, object] | None = None,
+    ) -> None:
+        """Insert a frame, plus `constants` (column -> one value for every row).
 
-    @staticmethod
-    def _arrow(client: Client, table: str, df: pd.DataFrame) -> pa.Table:
-        """The frame as Arrow, NaN kept as NaN in float columns that are not Nullable.
-
-        pyarrow turns NaN into null, and ClickHouse stores a null in a non-Nullable column as
-        the type's default, i.e. an empty order-book level's NaN price would become 0.0
-        (insert_df keeps NaN there, and maps NaN to NULL in Nullable columns, as this does).
+        In the embedded engine large frames become Arrow record batches typed exactly like the
+        table's columns (`arrow_frames`), which chDB's `Python()` table function reads in place:
+        no serialisation, where clickhouse-connect's conversion to Native costs three times
+        ClickHouse's own write. ClickHouse sorts and compresses one INSERT on one core, so the
+        batches are loaded by `insert_threads` clients side by side (chDB releases the GIL)
+        while the next batch is converted; at most one batch per client waits, so memory stays
+        bounded. A failed batch raises after the others finish: callers write into a staging
+        table, so nothing partial becomes visible. Servers get the frame over the wire.
         """
-        arrow = pa.Table.from_pandas(df, preserve_index=False)
+        if not self.embedded or len(df) < ARROW_MIN_ROWS:
+            client.insert_df(table, df.assign(**constants) if constants else df)
+            return
         types = dict(row[:2] for row in client.query(f"DESCRIBE TABLE {table}").result_rows)
-        for i, name in enumerate(arrow.column_names):
-            if df[name].dtype == "float64" and not types[name].startswith("Nullable"):
-                nan_kept = pa.array(df[name].to_numpy(), type=pa.float64(), from_pandas=False)
-                arrow = arrow.set_column(i, name, nan_kept)
-        return arrow
+        cols = ", ".join(f"`{c}`" for c in [*df.columns, *(constants or {})])
+        n_clients = max(1, min(self.insert_threads, -(-len(df) // ARROW_MIN_ROWS)))
+        # two batches per client: ClickHouse starts on the first while the rest is converted
+        rows_per_batch = min(ARROW_BATCH_ROWS, -(-len(df) // (2 * n_clients)))
+        clients = [client, *(self._open() for _ in range(n_clients - 1))]
+        idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for c in clients:
+            idle.put(c)
+
+        def load(quant_insert_batch: pa.RecordBatch) -> None:
+            # Python(name) resolves `name` among the calling Python frames' variables.
+            sql = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(quant_insert_batch)"
+            c = idle.get()
+            try:
+                c.command(sql)
+            finally:
+                idle.put(c)
+
+        try:
+            with ThreadPoolExecutor(n_clients, thread_name_prefix="chdb-insert") as pool:
+                pending: list[Future] = []
+                for batch in record_batches(df, types, constants, rows_per_batch):
+                    while sum(not f.done() for f in pending) > n_clients:
+                        wait(pending, return_when=FIRST_COMPLETED)
+                    pending.append(pool.submit(load, batch))
+                    del batch
+                wait(pending)
+                for done in pending:
+                    done.result()
+        finally:
+            for c in clients[1:]:
+                c.close()
 
     def query_df(self, client: Client, sql: str, parameters: dict | None = None) -> pd.DataFrame:
         """Run a SELECT and return a DataFrame; `{db}` in the SQL names the platform database.
@@ -205,3 +246,10 @@ class ClickHouseResource(ConfigurableResource):
             described = client.query(f"DESCRIBE ({sql})", parameters=parameters or {})
             df = pd.DataFrame(columns=[row[0] for row in described.result_rows])
         return df
+
+
+def _dates(s: pd.Series) -> np.ndarray:
+    """A date column as numpy days (NaT for missing), without a Timestamp per row."""
+    if s.dtype.kind == "M":
+        return s.to_numpy(dtype="datetime64[D]")
+    return pd.to_datetime(s).to_numpy(dtype="datetime64[D]")

@@ -181,3 +181,63 @@ def test_large_frames_keep_nan_in_float_columns_and_null_in_nullable_ones(clickh
             "FROM quant_test.t_levels"
         ).result_rows[0]
     assert (nan, zero, null) == (n // 3, 0, n // 3)
+
+
+BOOK = TableSpec(
+    name="t_book",
+    columns={
+        "date": "Date",
+        "ts": "DateTime64(3, 'Asia/Shanghai')",
+        "symbol": "LowCardinality(String)",
+        "px": "Float64 CODEC(LZ4)",
+        "size": "UInt32 CODEC(T64, LZ4)",
+    },
+    order_by=("symbol", "ts"),
+)
+
+
+def _book(n: int, size_offset: int = 0) -> pd.DataFrame:
+    """`n` snapshots without a `date` column: the partition supplies it."""
+    ts = pd.date_range("2024-01-02 09:30", periods=n, freq="10ms", tz="Asia/Shanghai")
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "symbol": [f"S{i % 7}" for i in range(n)],
+            "px": pd.Series(range(n), dtype=float).mask(pd.Series(range(n)) % 5 == 0),
+            "size": pd.Series(range(n), dtype="int64") + size_offset,
+        }
+    )
+
+
+def test_a_large_frame_is_loaded_in_batches_by_parallel_clients_completely(clickhouse):
+    n = 230_000  # above the Arrow threshold: several batches, two clients
+    df = _book(n)
+    with clickhouse.client() as client:
+        assert clickhouse.replace_partition(client, BOOK, df, "2024-01-02") == n
+        stats = client.query(
+            "SELECT count(), uniqExact(ts), countIf(isNaN(px)), sum(size), min(date), max(date), "
+            "count(DISTINCT _part) FROM quant_test.t_book"
+        ).result_rows[0]
+    count, distinct_ts, nan, total, first_day, last_day, parts = stats
+    assert (count, distinct_ts, nan, total) == (n, n, n // 5, int(df["size"].sum()))
+    assert str(first_day) == str(last_day) == "2024-01-02"
+    assert parts >= 2  # one part per batch (each an INSERT of its own)
+
+
+def test_a_batch_that_fails_leaves_the_old_day_whole(clickhouse):
+    n = 230_000
+    with clickhouse.client() as client:
+        clickhouse.replace_partition(client, BOOK, _book(n), "2024-01-02")
+        # the last rows overflow UInt32: conversion of the last batch raises after the
+        # first batches were loaded into the staging table
+        bad = _book(n, size_offset=2**32 - n + 10)
+        with pytest.raises(Exception, match="(?i)overflow|out of bounds|integer value"):
+            clickhouse.replace_partition(client, BOOK, bad, "2024-01-02")
+        count, total = client.query("SELECT count(), sum(size) FROM quant_test.t_book").result_rows[
+            0
+        ]
+        tables = client.query(
+            "SELECT name FROM system.tables WHERE database = 'quant_test'"
+        ).result_rows
+    assert (count, total) == (n, int(_book(n)["size"].sum()))
+    assert tables == [("t_book",)]
