@@ -1,8 +1,13 @@
 """ClickHouse tables of the market stage.
 
-Codecs: prices change little from one row to the next within a symbol (rows are sorted by
-symbol, then time), so Gorilla's XOR encoding plus ZSTD compresses them well; integer volumes
-use T64 (bit-packing of a block's range); dates are near-constant steps, so DoubleDelta.
+Codecs: rows are sorted by symbol, then time, so a column changes little from one row to the
+next. Daily tables (small) use Gorilla's XOR encoding plus ZSTD for prices, T64 (bit-packing of
+a block's range) for integer volumes and DoubleDelta for near-constant date steps. Intraday
+tables (1.4 million order-book rows a day) take plain LZ4 for prices, T64 + LZ4 for sizes and
+DoubleDelta + LZ4 for timestamps: a day of books is 2% larger than with Gorilla/ZSTD (127
+against 125 MiB for 300 stocks) but ClickHouse writes it in half the time (0.58 s against
+1.2 s on one core), and LZ4 also decompresses faster for the per-symbol reads. Delta before
+LZ4 saved nothing on prices; on sizes T64 saves 13% for little time.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ RAW_DAILY_BARS = TableSpec(
     order_by=("symbol", "date"),
 )
 
-_TS = "DateTime64(3, 'Asia/Shanghai') CODEC(DoubleDelta, ZSTD(1))"
-_SIZE = "UInt32 CODEC(T64, ZSTD(1))"
+_TS = "DateTime64(3, 'Asia/Shanghai') CODEC(DoubleDelta, LZ4)"
+_SIZE = "UInt32 CODEC(T64, LZ4)"
+_TICK_PRICE = "Float64 CODEC(LZ4)"
 
 # Intraday tables: one partition per trading day, rows of a symbol contiguous in time order,
 # which is what both the compression codecs and the per-symbol reads want.
@@ -57,7 +63,7 @@ RAW_TRADES = TableSpec(
         "ts": _TS,
         "symbol": _SYMBOL,
         "trade_id": "UInt64 CODEC(Delta, ZSTD(1))",
-        "price": _PRICE,
+        "price": _TICK_PRICE,
         "volume": _SIZE,
         "side": "Int8",
     },
@@ -71,7 +77,7 @@ RAW_ORDER_BOOK = TableSpec(
         "ts": _TS,
         "symbol": _SYMBOL,
         **{
-            f"{side}_{what}_{i}": (_PRICE if what == "px" else _SIZE)
+            f"{side}_{what}_{i}": (_TICK_PRICE if what == "px" else _SIZE)
             for side in ("bid", "ask")
             for what in ("px", "sz")
             for i in range(1, 11)
@@ -134,10 +140,10 @@ MINUTE_BARS = TableSpec(
         "date": _DATE,
         "ts": _TS,
         "symbol": _SYMBOL,
-        "open": _PRICE,
-        "high": _PRICE,
-        "low": _PRICE,
-        "close": _PRICE,
+        "open": _TICK_PRICE,
+        "high": _TICK_PRICE,
+        "low": _TICK_PRICE,
+        "close": _TICK_PRICE,
         "volume": "UInt64 CODEC(T64, ZSTD(1))",
         "amount": "Float64 CODEC(ZSTD(1))",
         "n_trades": _SIZE,
