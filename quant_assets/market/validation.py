@@ -19,6 +19,7 @@ import pandas as pd
 from quant_assets.market import rules
 from quant_assets.market.columns import LEVELS
 from quant_assets.market.schemas import CONTRACT, column_types, dtype_schema
+from quant_assets.market.screen_kernels import book_suspects, strictly_increasing_per_symbol
 
 KINDS = tuple(CONTRACT)
 
@@ -70,6 +71,7 @@ _BID_PX = [f"bid_px_{i}" for i in range(1, LEVELS + 1)]
 _BID_SZ = [f"bid_sz_{i}" for i in range(1, LEVELS + 1)]
 _ASK_PX = [f"ask_px_{i}" for i in range(1, LEVELS + 1)]
 _ASK_SZ = [f"ask_sz_{i}" for i in range(1, LEVELS + 1)]
+_BOOK_COLS = (_BID_PX, _BID_SZ, _ASK_PX, _ASK_SZ)
 
 # Mojibake: UTF-8 bytes decoded as Latin-1/cp1252 turn every multi-byte character into a lead
 # byte U+00C2..U+00F4 followed by continuation bytes (U+0080..U+00BF, or cp1252's € ‚ ƒ ... ™
@@ -304,8 +306,9 @@ Detail = str | Callable[[np.ndarray], Iterable[str]]
 class _Flags:
     """Collects (rule, rows, detail) hits; a rule hit twice on one row keeps one joined detail."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, rows: np.ndarray | None = None):
         self.n = n
+        self.rows = rows  # for a view: the row numbers its masks refer to
         self.hits: dict[str, list[tuple[np.ndarray, list[str]]]] = {}
         self.evaluated: set[str] = set()
 
@@ -316,7 +319,19 @@ class _Flags:
         if not len(idx):
             return
         det = [detail] * len(idx) if isinstance(detail, str) else list(detail(idx))
-        self.hits.setdefault(rule, []).append((idx, det))
+        self.hits.setdefault(rule, []).append((idx if self.rows is None else self.rows[idx], det))
+
+    def passed(self, rule: str) -> None:
+        """Record a rule that ran and found nothing (e.g. settled by a screen)."""
+        assert rule in RULES, rule
+        self.evaluated.add(rule)
+
+    def view(self, rows: np.ndarray) -> _Flags:
+        """Flags for the subset `rows`: masks and detail indices are relative to the subset,
+        hits land here under their row numbers."""
+        sub = _Flags(len(rows), rows if self.rows is None else self.rows[rows])
+        sub.hits, sub.evaluated = self.hits, self.evaluated
+        return sub
 
     def frame(self) -> pd.DataFrame:
         parts = []
@@ -383,6 +398,27 @@ class _Ctx:
             )
         return self._arrays[col]
 
+    def native(self, col: str) -> np.ndarray:
+        """Column as numpy in its own dtype when int64 or float64 (no conversion copy)."""
+        s = self.p[col]
+        return s.to_numpy() if s.dtype in ("int64", "float64") else self.arr(col)
+
+    def subset(self, rows: np.ndarray) -> _Ctx:
+        """The same rules' view of the rows `rows` only (flags map back to the full frame)."""
+        return _Ctx(
+            self.kind,
+            self.raw.iloc[rows],
+            {c: pd.Series(s.array[rows], name=c) for c, s in self.p.items()},
+            {c: a[rows] for c, a in self.unparsed.items()},
+            self.flags.view(rows),
+            self.skipped,
+            self.notes,
+            self.codes[rows],
+            self.uniques,
+            self.market,
+            {c: a[rows] for c, a in self._arrays.items()},
+        )
+
 
 def _symbol_rules(ctx: _Ctx, known_symbols: Iterable[str] | None) -> None:
     if known_symbols is None:
@@ -398,8 +434,26 @@ def _ns(ts: pd.Series) -> np.ndarray:
     return ts.array.asi8
 
 
+def _local_ns(ts: pd.Series) -> np.ndarray:
+    """Wall-clock nanoseconds of a tz-aware Series. When the zone's offset is the same at both
+    ends of a span shorter than four weeks (zones change offset at most twice a year, months
+    apart) no change lies in between, and the shift is one addition instead of a zone lookup
+    per row; Shanghai has kept UTC+8 since 1991."""
+    utc_ns = ts.array.asi8
+    valid = utc_ns != np.iinfo(np.int64).min
+    if valid.any():
+        first, last = ts[valid].min(), ts[valid].max()
+        if last - first < pd.Timedelta(days=28) and first.utcoffset() == last.utcoffset():
+            shift = int(first.utcoffset().total_seconds()) * 1_000_000_000
+            return np.where(valid, utc_ns + shift, utc_ns)
+    return ts.dt.tz_localize(None).array.asi8
+
+
 def _out_of_order(ctx: _Ctx, t: np.ndarray, valid: np.ndarray, what: str) -> None:
     """Flag rows earlier than the running maximum of their symbol (file order)."""
+    if strictly_increasing_per_symbol(ctx.codes, t, len(ctx.uniques)):
+        ctx.flags.passed("out_of_order")
+        return
     ok = valid & (ctx.codes >= 0)
     mask = np.zeros(len(t), bool)
     if ok.any():
@@ -419,7 +473,7 @@ def _time_rules(
     ts = ctx.p["ts"]
     valid = ts.notna().to_numpy()
     utc_ns = ts.array.asi8
-    local_ns = ts.dt.tz_localize(None).array.asi8
+    local_ns = _local_ns(ts)
     day = local_ns // _DAY_NS
     if sessions and ctx.market == "CN":
         tod = local_ns[valid] - day[valid] * _DAY_NS
@@ -520,6 +574,11 @@ def _duplicates(ctx: _Ctx, key: list[str], what: str, full: bool = False) -> Non
             else s.to_numpy()
         )
 
+    # rows of each symbol strictly later than the previous one cannot repeat a key
+    by_time = len(key) == 2 and key[0] == "symbol" and key[1] in ("ts", "date")
+    if by_time and strictly_increasing_per_symbol(ctx.codes, col(key[1]), len(ctx.uniques)):
+        ctx.flags.passed("duplicate")
+        return
     frame = pd.DataFrame({c: col(c) for c in key})
     mask = frame.duplicated(keep="first").to_numpy()
     if full:
@@ -861,12 +920,18 @@ def validate(
         if limits is not None:
             _limit_rule(ctx, ["price"], limits)
     elif kind == "order_book":
-        _book_rules(ctx)
+        # The book and limit rules run on the rows a one-pass screen picks (screen_kernels).
+        limits = _day_limits(ctx, bars_for_limits, td)
+        up, down = limits if limits is not None else (None, None)
+        suspects = np.flatnonzero(
+            book_suspects(*([ctx.native(c) for c in cs] for cs in _BOOK_COLS), up, down)
+        )
+        screened = ctx.subset(suspects)
+        _book_rules(screened)
         _time_rules(ctx, td, now_ts, sessions=True, order=True)
         _duplicates(ctx, ["symbol", "ts"], "symbol and ts", full=True)
-        limits = _day_limits(ctx, bars_for_limits, td)
         if limits is not None:
-            _limit_rule(ctx, _BID_PX + _ASK_PX, limits)
+            _limit_rule(screened, _BID_PX + _ASK_PX, (up[suspects], down[suspects]))
     elif kind == "news":
         _news_rules(ctx)
         _time_rules(ctx, td, now_ts, sessions=False, order=False)
