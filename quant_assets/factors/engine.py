@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from quant_assets.memory import normal_pages
+
 from . import kernels as K
 from . import kernels_online as KO
 from . import ops
@@ -383,20 +385,10 @@ def _symbol_chunks(roots: list[ops.Op], n_symbols: int, threads: int | None):
 
 
 def _empty_output(shape: tuple[int, int], dtype) -> np.ndarray:
-    """The result matrix (Fortran order: each column contiguous), on ordinary pages.
-
-    numpy advises the kernel to back large arrays with transparent huge pages; for this
-    matrix, written once column by column, that only adds the cost of clearing (and on a
-    fragmented or virtualised host, finding) 2 MB pages at the first touch."""
-    setter = getattr(getattr(np, "_core", None), "multiarray", None)
-    setter = getattr(setter, "_set_madvise_hugepage", None)
-    if setter is None:
+    """The result matrix (Fortran order: each column contiguous), on ordinary pages: it is
+    written once column by column, so huge pages would only add their first-touch cost."""
+    with normal_pages():
         return np.empty(shape, dtype=dtype, order="F")
-    previous = setter(False)
-    try:
-        return np.empty(shape, dtype=dtype, order="F")
-    finally:
-        setter(previous)
 
 
 def _run_chunk(panel, roots, out, pos, single_threaded: bool, dense=None) -> None:

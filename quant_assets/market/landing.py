@@ -172,21 +172,24 @@ def read_landing_file(path: str | Path, kind: str) -> pd.DataFrame:
     if df.empty and kind not in MAY_BE_EMPTY:
         raise IngestError(str(path), f"no rows: a {kind} file must not be empty")
     extra = [c for c in df.columns if c not in cols]
-    out = df[cols].copy()
+    columns: dict[str, pd.Series] = {}  # built once, no copy of the columns that are fine
     for col, (family, _) in column_types(kind).items():
-        parsed, bad = parse_column(out[col], family)
-        if bad.any():
-            continue  # left as read: validate() quarantines the rows that do not parse
-        if parsed.isna().any() and family in ("int", "bool"):
-            out[col] = parsed  # float64 with NaN: validate() flags the missing values
+        given = df[col]
+        parsed, bad = parse_column(given, family)
+        if bad.any() or parsed is given:
+            columns[col] = given  # as read: validate() quarantines the rows that do not parse
+        elif parsed.isna().any() and family in ("int", "bool"):
+            columns[col] = parsed  # float64 with NaN: validate() flags the missing values
         elif family == "int":
-            out[col] = parsed.astype("int64")
+            columns[col] = parsed.astype("int64")
         elif family == "bool":
-            out[col] = parsed.astype(bool)
+            columns[col] = parsed.astype(bool)
         elif family == "str":
-            out[col] = parsed.astype("str")  # parse_column already rejected undecodable text
+            columns[col] = parsed.astype("str")  # parse_column already rejected undecodable text
         else:
-            out[col] = parsed
+            columns[col] = parsed
+    del df
+    out = pd.DataFrame(columns, copy=False)
     out.attrs["source_file"] = str(path)
     if extra:
         out.attrs["extra_columns"] = extra

@@ -20,6 +20,7 @@ from quant_assets.market import rules
 from quant_assets.market.columns import LEVELS
 from quant_assets.market.schemas import CONTRACT, column_types, dtype_schema
 from quant_assets.market.screen_kernels import book_suspects, strictly_increasing_per_symbol
+from quant_assets.memory import on_normal_pages
 
 KINDS = tuple(CONTRACT)
 
@@ -834,6 +835,7 @@ def _timestamp(x: object, tz: bool) -> pd.Timestamp | None:
     return (t.tz_localize(None) if t.tzinfo is not None else t).normalize().as_unit("ns")
 
 
+@on_normal_pages  # its temporaries are written once and freed
 def validate(
     kind: str,
     df: pd.DataFrame,
