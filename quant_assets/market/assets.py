@@ -114,7 +114,7 @@ def _raw_asset(kind: str, name: str, deps: list, description: str) -> AssetsDefi
             with clickhouse.client() as client:
                 known = clickhouse.query_df(
                     client,
-                    "SELECT symbol FROM {db}.universe_daily WHERE date = %(d)s",
+                    "SELECT symbol, list_date FROM {db}.universe_daily WHERE date = %(d)s",
                     {"d": day.date()},
                 )
                 bars = None
@@ -131,7 +131,9 @@ def _raw_asset(kind: str, name: str, deps: list, description: str) -> AssetsDefi
                     day,
                     set(known["symbol"]),
                     bars=bars,
-                    trading_days=trading_days(day - pd.Timedelta(days=10), day),
+                    # a month of calendar covers the five trading days after any listing
+                    trading_days=trading_days(day - pd.Timedelta(days=31), day),
+                    listings=known.set_index("symbol")["list_date"],
                 )
                 quarantined = quarantine_rows(result, day)
                 clickhouse.replace_partition(client, QUARANTINE, quarantined, day, kind=kind)

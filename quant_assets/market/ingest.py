@@ -21,6 +21,7 @@ def ingest_file(
     bars: pd.DataFrame | None = None,
     trading_days: pd.DatetimeIndex | None = None,
     now: pd.Timestamp | None = None,
+    listings: pd.Series | None = None,
 ) -> ValidationResult:
     """Read and validate the file of `kind` for `day`. File-level problems raise IngestError;
     row-level problems land in the result's quarantine."""
@@ -35,6 +36,7 @@ def ingest_file(
         source_file=str(path),
         bars_for_limits=limits,
         trading_days=trading_days,
+        listings=listings,
     )
 
 

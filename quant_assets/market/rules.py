@@ -12,6 +12,7 @@ import pandas as pd
 
 TZ = "Asia/Shanghai"
 TICK_SIZE = 0.01  # CNY, every A-share board
+PRICE_EPS = 1e-6  # tolerance on a limit price: vendors' float noise stays far below the tick
 LOT_SIZE = 100  # shares per board lot for buy orders
 
 # Continuous sessions; the opening call auction prints at 09:25 and the closing call auction
@@ -47,6 +48,27 @@ def limit_pct(board: str | pd.Series, is_st: bool | pd.Series = False) -> float 
     if board not in _LIMIT_PCT:
         raise ValueError(f"unknown board {board!r}; expected one of {BOARDS}")
     return ST_LIMIT_PCT if (is_st and board == "main") else _LIMIT_PCT[board]
+
+
+# New listings. Under the registration system a new share trades without a daily limit for its
+# first five trading days: STAR listings from its launch on 2019-07-22, ChiNext from 2020-08-24,
+# the main boards from 2023-04-10. Earlier main-board and ChiNext listings had one first day
+# capped at +44% / -36% of the issue price (the vendor's preclose of that day), then the usual
+# limits from the second day.
+NO_LIMIT_DAYS = 5
+NO_LIMIT_SINCE = {"star": "2019-07-22", "chinext": "2020-08-24", "main": "2023-04-10"}
+FIRST_DAY_UP, FIRST_DAY_DOWN = 0.44, 0.36
+
+
+def listing_limits(board: str, list_date: object, listed_day: int) -> tuple[float, float] | None:
+    """(up, down) fractions of preclose for a share on its `listed_day`-th trading day (1 = the
+    listing day), None when the usual limits apply; (inf, inf) for no limit at all."""
+    if listed_day < 1 or pd.isna(list_date):
+        return None
+    since = NO_LIMIT_SINCE.get(board)
+    if since is not None and pd.Timestamp(list_date) >= pd.Timestamp(since):
+        return (np.inf, np.inf) if listed_day <= NO_LIMIT_DAYS else None
+    return (FIRST_DAY_UP, FIRST_DAY_DOWN) if listed_day == 1 else None
 
 
 def round_price(x: np.ndarray | pd.Series | float) -> np.ndarray | pd.Series | float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-_EPS = 1e-6  # prices are on a 0.01 tick; float noise from vendors stays far below this
+from quant_assets.market.rules import PRICE_EPS
 
 
 @njit(cache=True, nogil=True)
@@ -84,7 +84,7 @@ def book_suspects(
         tup(ask_sz, size_dtype),
         up,
         down,
-        _EPS,
+        PRICE_EPS,
     )
 
 

@@ -594,9 +594,15 @@ def _duplicates(ctx: _Ctx, key: list[str], what: str, full: bool = False) -> Non
 
 
 def _day_limits(
-    ctx: _Ctx, bars: pd.DataFrame | None, trading_date: pd.Timestamp | None
+    ctx: _Ctx,
+    bars: pd.DataFrame | None,
+    trading_date: pd.Timestamp | None,
+    listings: pd.Series | None,
+    calendar: pd.DatetimeIndex | None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-row limit-up/limit-down prices from the day's bars (preclose, board, is_st)."""
+    """Per-row limit-up/limit-down prices from the day's bars (preclose, board, is_st), with the
+    rules for the first days after listing (`rules.listing_limits`) when `listings` (symbol ->
+    list_date) and a `calendar` of trading days reaching back over them are given."""
     if ctx.market != "CN":
         ctx.skipped["outside_price_limit"] = f"market {ctx.market}: no daily price limits"
         return None
@@ -614,6 +620,12 @@ def _day_limits(
     board = pd.Series([rules.board_of(str(s)) for s in ctx.uniques], dtype=object)
     pct = np.asarray(rules.limit_pct(board, pd.Series(st)), dtype=float)
     up_u, down_u = (np.asarray(v, dtype=float) for v in rules.price_limits(pre, pct))
+    if listings is not None and calendar is not None and trading_date is not None:
+        _listing_limits(ctx, up_u, down_u, pre, board, listings, calendar, trading_date)
+    elif listings is None:
+        ctx.notes.append(
+            "outside_price_limit: no listing dates given, new listings get usual limits"
+        )
     if (~have).any():
         missing = [str(s) for s in ctx.uniques[~have]]
         ctx.notes.append(f"outside_price_limit: no bar for {len(missing)} symbols {missing[:5]}")
@@ -623,7 +635,38 @@ def _day_limits(
     return up, down
 
 
-_EPS = 1e-6  # prices are on a 0.01 tick; float noise from vendors stays far below this
+def _listing_limits(
+    ctx: _Ctx,
+    up: np.ndarray,
+    down: np.ndarray,
+    pre: np.ndarray,
+    board: pd.Series,
+    listings: pd.Series,
+    calendar: pd.DatetimeIndex,
+    day: pd.Timestamp,
+) -> None:
+    """Overwrite the per-symbol limits of shares in their first trading days (in place)."""
+    listed = pd.to_datetime(listings.reindex(ctx.uniques).to_numpy()).normalize()
+    cal = pd.DatetimeIndex(calendar).normalize()
+    cal = cal[cal <= day]
+    # the listing day is day 1: trading days from the listing date up to `day`, both included
+    listed_day = len(cal) - cal.searchsorted(listed, side="left")
+    relaxed = []
+    for i, (b, when, n) in enumerate(zip(board, listed, listed_day, strict=True)):
+        if pd.isna(when) or when < cal[0]:
+            continue  # listed before the calendar window: long past its first days
+        frac = rules.listing_limits(b, when, int(n))
+        if frac is None:
+            continue
+        up_frac, down_frac = frac
+        up[i] = np.inf if np.isinf(up_frac) else rules.round_price(pre[i] * (1 + up_frac))
+        down[i] = -np.inf if np.isinf(down_frac) else rules.round_price(pre[i] * (1 - down_frac))
+        relaxed.append(str(ctx.uniques[i]))
+    if relaxed:
+        ctx.notes.append(
+            f"outside_price_limit: {len(relaxed)} new listings under listing-day limits "
+            f"{relaxed[:5]}"
+        )
 
 
 def _limit_rule(ctx: _Ctx, cols: list[str], limits: tuple[np.ndarray, np.ndarray]) -> None:
@@ -631,7 +674,7 @@ def _limit_rule(ctx: _Ctx, cols: list[str], limits: tuple[np.ndarray, np.ndarray
     for col in cols:
         x = ctx.arr(col)
         with np.errstate(invalid="ignore"):
-            mask = (x > up + _EPS) | (x < down - _EPS)
+            mask = (x > up + rules.PRICE_EPS) | (x < down - rules.PRICE_EPS)
         if mask.any():
             ctx.flags.add(
                 "outside_price_limit",
@@ -846,6 +889,7 @@ def validate(
     source_file: str | None = None,
     bars_for_limits: pd.DataFrame | None = None,
     trading_days: Iterable[object] | None = None,
+    listings: pd.Series | None = None,
     market: str = "CN",
 ) -> ValidationResult:
     """Split a raw frame of `kind` into clean rows and quarantine rows (see `RULES`).
@@ -853,7 +897,9 @@ def validate(
     `trading_date` is the day the file is for (None for multi-day histories: that rule is
     skipped); `now` (naive = Shanghai time) bounds timestamps; `bars_for_limits` (BARS of the
     day) enables the price-limit rule for trades and order books; `trading_days` enables the
-    calendar rule for bars; `market` other than "CN" skips A-share sessions and limits. Rules
+    calendar rule for bars and, with `listings` (symbol -> list_date) and at least the last
+    five trading days, the limits of the first days after listing; `market` other than "CN"
+    skips A-share sessions and limits. Rules
     that could not run are listed in `.skipped` with the reason. `clean` keeps the input row
     positions as its index so that a row can be traced back to its file.
     """
@@ -918,12 +964,12 @@ def validate(
         _trades_rules(ctx)
         _time_rules(ctx, td, now_ts, sessions=True, order=True)
         _duplicates(ctx, ["symbol", "trade_id"], "symbol and trade_id", full=True)
-        limits = _day_limits(ctx, bars_for_limits, td)
+        limits = _day_limits(ctx, bars_for_limits, td, listings, cal)
         if limits is not None:
             _limit_rule(ctx, ["price"], limits)
     elif kind == "order_book":
         # The book and limit rules run on the rows a one-pass screen picks (screen_kernels).
-        limits = _day_limits(ctx, bars_for_limits, td)
+        limits = _day_limits(ctx, bars_for_limits, td, listings, cal)
         up, down = limits if limits is not None else (None, None)
         suspects = np.flatnonzero(
             book_suspects(*([ctx.native(c) for c in cs] for cs in _BOOK_COLS), up, down)

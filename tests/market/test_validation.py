@@ -316,6 +316,68 @@ def test_star_board_limit_is_20_percent():
     assert quarantined(res, "outside_price_limit") == [1]
 
 
+CALENDAR = pd.bdate_range("2023-12-01", DAY)  # weekdays are enough for these cases
+
+
+@pytest.mark.parametrize(
+    ("listed", "price", "outside"),
+    [
+        # STAR listed three trading days before: day 4 of the five without a limit
+        ("2023-12-28", [200.0, 10.0], []),
+        # listed six trading days before: day 7, the usual +-20% of preclose 50 applies again
+        ("2023-12-22", [60.0, 60.01], [1]),
+    ],
+)
+def test_new_star_listings_trade_without_a_limit_for_five_days(listed, price, outside):
+    trades = make_trades().iloc[:2].assign(symbol="688001.SH", price=price)
+    listings = pd.Series({"688001.SH": pd.Timestamp(listed)})
+    res = run(
+        "trades", trades, bars_for_limits=make_bars(), trading_days=CALENDAR, listings=listings
+    )
+    assert quarantined(res, "outside_price_limit") == outside
+    assert any("new listings" in n for n in res.notes) == (not outside)
+
+
+def test_a_main_board_listing_before_2023_has_one_first_day_at_plus_44_minus_36():
+    day = pd.Timestamp("2021-06-01")
+    trades = make_trades().assign(
+        ts=lambda d: d["ts"] + (day - pd.Timestamp(DAY)),
+        symbol="600000.SH",
+        trade_id=range(1, 7),
+        price=[14.40, 14.41, 6.40, 6.39, 10.0, 10.0],  # preclose (issue price) 10
+    )
+    bars = make_bars().assign(date=day)
+    calendar = pd.bdate_range("2021-05-01", day)
+    first = run(
+        "trades",
+        trades,
+        trading_date=day,
+        now=day + pd.Timedelta(hours=18),
+        bars_for_limits=bars,
+        trading_days=calendar,
+        listings=pd.Series({"600000.SH": day}),
+    )
+    assert quarantined(first, "outside_price_limit") == [1, 3]
+    assert first.n_quarantined == 2
+    second = run(
+        "trades",
+        trades,
+        trading_date=day,
+        now=day + pd.Timedelta(hours=18),
+        bars_for_limits=bars,
+        trading_days=calendar,
+        listings=pd.Series({"600000.SH": day - pd.offsets.BDay(1)}),
+    )
+    assert quarantined(second, "outside_price_limit") == [0, 1, 2, 3]  # back to +-10 %
+
+
+def test_without_listing_dates_a_new_listing_gets_the_usual_limits_and_a_note():
+    trades = make_trades().iloc[:2].assign(symbol="688001.SH", price=[200.0, 10.0])
+    res = run("trades", trades, bars_for_limits=make_bars())
+    assert quarantined(res, "outside_price_limit") == [0, 1]
+    assert any("no listing dates" in n for n in res.notes)
+
+
 def test_empty_levels_are_nan_price_with_size_zero_and_are_skipped_by_monotonicity():
     book = make_book(2)
     for i in range(6, 11):
