@@ -33,7 +33,11 @@ class MarketDataResource(ConfigurableResource):
     once per process with its days generated on demand. `landing`: files a vendor dropped in
     `landing_dir` (plus a reference `universe.parquet` or `universe.csv` there)."""
 
-    source: str = Field(default="simulated", description="simulated or landing")
+    source: str = Field(
+        default="simulated",
+        description="simulated, landing, or baostock (daily bars from baostock's service; "
+        "the other kinds from the landing zone)",
+    )
     landing_dir: str = Field(default="", description="root of the landing zone")
     seed: int = Field(default=7, description="seed of the simulated market")
     n_symbols: int = Field(default=100, description="size of the simulated universe")
@@ -60,7 +64,8 @@ class MarketDataResource(ConfigurableResource):
         return read_reference_universe(Path(self.landing_dir))
 
     def land(self, kind: str, day: pd.Timestamp) -> Path:
-        """The landing file of `kind` for `day`; the simulated vendor writes it if missing."""
+        """The landing file of `kind` for `day`. If it is missing, the simulated vendor writes it,
+        or baostock's bars are fetched into it; a landing zone without it is an error."""
         from quant_assets.market.landing import find_landing_file, write_landing_file
         from quant_assets.market.validation import IngestError
 
@@ -68,6 +73,14 @@ class MarketDataResource(ConfigurableResource):
         found = find_landing_file(root, kind, day)
         if found is not None:
             return found
+        if self.source == "baostock" and kind == "bars":
+            from dagster import get_dagster_logger
+
+            from quant_assets.market.vendor_baostock import fetch_daily_bars
+
+            symbols = self.universe()["symbol"]
+            frame = fetch_daily_bars(day, symbols, progress=get_dagster_logger().info)
+            return write_landing_file(frame, root, kind, day, fmt="csv")
         if self.source != "simulated":
             raise IngestError(
                 str(root / kind), f"no {kind} file for {day.date()} in the landing zone"

@@ -26,6 +26,7 @@ import pandas as pd
 
 from quant_assets.market import columns as C
 from quant_assets.market import rules
+from quant_assets.market.vendor_baostock import bars_from_baostock
 
 DATA_ROOT = Path(
     os.environ.get(
@@ -48,36 +49,13 @@ def data_path(relative: str) -> Path:
     return path
 
 
-def baostock_to_symbol(code: pd.Series) -> pd.Series:
-    """baostock ``sh.600000`` -> ``600000.SH``."""
-    parts = code.str.split(".", n=1, expand=True)
-    return (parts[1] + "." + parts[0].str.upper()).astype("str")
-
-
 def load_csi300_bars(path: str | Path | None = None) -> pd.DataFrame:
-    """CSI300 daily bars (baostock, unadjusted) as BARS.
-
-    Mapping: tradestatus 0 -> is_suspended; isST 1 -> is_st; baostock leaves volume/amount
-    empty on some suspended days where nothing traded: those become 0, as the contract wants
-    for a suspended day. Empty volumes on trading days stay empty (validation flags them).
-    """
+    """CSI300 daily bars (recorded baostock output, unadjusted) as BARS, through the baostock
+    adapter's mapping (`vendor_baostock.bars_from_baostock`). Empty volumes on trading days
+    stay empty (validation flags them)."""
     raw = pd.read_csv(path or data_path(CSI300_BARS), dtype={"code": "str", "date": "str"})
-    suspended = raw["tradestatus"] == 0
-    out = pd.DataFrame(
-        {
-            "date": pd.to_datetime(raw["date"], format="%Y-%m-%d").astype("datetime64[ns]"),
-            "symbol": baostock_to_symbol(raw["code"]),
-            "open": raw["open"],
-            "high": raw["high"],
-            "low": raw["low"],
-            "close": raw["close"],
-            "preclose": raw["preclose"],
-            "volume": raw["volume"].where(~suspended | raw["volume"].notna(), 0.0),
-            "amount": raw["amount"].where(~suspended | raw["amount"].notna(), 0.0),
-            "is_suspended": suspended,
-            "is_st": raw["isST"] == 1,
-        }
-    )[C.BARS]
+    out = bars_from_baostock(raw)
+    out["date"] = pd.to_datetime(out["date"], format="%Y-%m-%d").astype("datetime64[ns]")
     out.attrs.update(
         market="CN", source="baostock (cn_csi300_daily_2021_2024)", pct_chg=raw["pctChg"].to_numpy()
     )  # the vendor's own return, as a reference

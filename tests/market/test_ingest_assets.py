@@ -35,6 +35,7 @@ from quant_assets.market.columns import BARS
 from quant_assets.market.landing import landing_path, write_landing_file
 from quant_assets.market.normalise import trades_to_daily_bars
 from quant_assets.market.simulated import SimulatedMarket
+from quant_assets.market.vendor_baostock import baostock_to_symbol
 from quant_assets.storage import ClickHouseTableIOManager
 from resources import ClickHouseResource, MarketDataResource
 
@@ -387,9 +388,9 @@ def real_universe(symbols: pd.Series, first_bar: pd.Series, is_st: pd.Series) ->
     names = pd.read_csv(folder / "hs300_constituents_2024-08-19.csv", dtype=str)
     industry = pd.read_csv(folder / "stock_industry_csrc_2026-03-09.csv", dtype=str)
     by_code = {
-        "name": dict(zip(R.baostock_to_symbol(names["code"]), names["code_name"], strict=True)),
+        "name": dict(zip(baostock_to_symbol(names["code"]), names["code_name"], strict=True)),
         "industry": dict(
-            zip(R.baostock_to_symbol(industry["code"]), industry["industry"], strict=True)
+            zip(baostock_to_symbol(industry["code"]), industry["industry"], strict=True)
         ),
     }
     return pd.DataFrame(
