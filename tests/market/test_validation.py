@@ -346,28 +346,22 @@ def test_a_main_board_listing_before_2023_has_one_first_day_at_plus_44_minus_36(
         trade_id=range(1, 7),
         price=[14.40, 14.41, 6.40, 6.39, 10.0, 10.0],  # preclose (issue price) 10
     )
-    bars = make_bars().assign(date=day)
-    calendar = pd.bdate_range("2021-05-01", day)
-    first = run(
-        "trades",
-        trades,
-        trading_date=day,
-        now=day + pd.Timedelta(hours=18),
-        bars_for_limits=bars,
-        trading_days=calendar,
-        listings=pd.Series({"600000.SH": day}),
-    )
+
+    def listed_on(listed: pd.Timestamp):
+        return run(
+            "trades",
+            trades,
+            trading_date=day,
+            now=day + pd.Timedelta(hours=18),
+            bars_for_limits=make_bars().assign(date=day),
+            trading_days=pd.bdate_range("2021-05-01", day),
+            listings=pd.Series({"600000.SH": listed}),
+        )
+
+    first = listed_on(day)
     assert quarantined(first, "outside_price_limit") == [1, 3]
     assert first.n_quarantined == 2
-    second = run(
-        "trades",
-        trades,
-        trading_date=day,
-        now=day + pd.Timedelta(hours=18),
-        bars_for_limits=bars,
-        trading_days=calendar,
-        listings=pd.Series({"600000.SH": day - pd.offsets.BDay(1)}),
-    )
+    second = listed_on(day - pd.offsets.BDay(1))
     assert quarantined(second, "outside_price_limit") == [0, 1, 2, 3]  # back to +-10 %
 
 
