@@ -195,8 +195,8 @@ class ClickHouseResource(ConfigurableResource):
         no serialisation, where clickhouse-connect's conversion to Native costs three times
         ClickHouse's own write. ClickHouse sorts and compresses one INSERT on one core, so the
         batches are loaded by `insert_threads` clients side by side (chDB releases the GIL)
-        while the next batch is converted; at most one batch per client waits, so memory stays
-        bounded. A failed batch raises after the others finish: callers write into a staging
+        while the next batch is converted; beyond the batches being loaded at most one waits,
+        so memory stays bounded. A failed batch raises after the others finish: callers write into a staging
         table, so nothing partial becomes visible. Servers get the frame over the wire.
         """
         if not self.embedded or len(df) < ARROW_MIN_ROWS:

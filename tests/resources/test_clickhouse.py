@@ -109,7 +109,7 @@ def test_crash_mid_write_keeps_the_old_day_and_a_rerun_converges(clickhouse):
     assert tables["name"].tolist() == ["t_values"]
 
 
-def test_large_frames_take_the_parquet_path_with_local_timestamps(clickhouse):
+def test_large_frames_take_the_arrow_path_with_local_timestamps(clickhouse):
     spec = TableSpec(
         name="t_ticks",
         columns={
@@ -120,7 +120,7 @@ def test_large_frames_take_the_parquet_path_with_local_timestamps(clickhouse):
         },
         order_by=("symbol", "ts"),
     )
-    n = 60_000  # above the Parquet threshold
+    n = 60_000  # above the Arrow threshold
     ts = pd.date_range("2024-01-02 09:30", periods=n, freq="100ms", tz="Asia/Shanghai")
     df = pd.DataFrame(
         {"date": pd.Timestamp("2024-01-02"), "ts": ts, "symbol": "600000.SH", "price": 10.0}
