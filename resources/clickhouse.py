@@ -26,7 +26,10 @@ from pydantic import Field, PrivateAttr
 from resources.arrow_frames import record_batches
 
 ARROW_MIN_ROWS = 50_000
-ARROW_BATCH_ROWS = 1 << 20  # one batch = one INSERT = one part
+# One batch is one INSERT and so one part of the partition: batches of 250k to 1M rows keep a
+# day's parts few while two clients still have two batches each to share.
+BATCH_MIN_ROWS = 250_000
+BATCH_MAX_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -196,17 +199,21 @@ class ClickHouseResource(ConfigurableResource):
         ClickHouse's own write. ClickHouse sorts and compresses one INSERT on one core, so the
         batches are loaded by `insert_threads` clients side by side (chDB releases the GIL)
         while the next batch is converted; beyond the batches being loaded at most one waits,
-        so memory stays bounded. A failed batch raises after the others finish: callers write into a staging
-        table, so nothing partial becomes visible. Servers get the frame over the wire.
+        so memory stays bounded. A failed batch raises after the others finish: callers write
+        into a staging table, so nothing partial becomes visible. Servers get the frame over
+        the wire.
         """
         if not self.embedded or len(df) < ARROW_MIN_ROWS:
             client.insert_df(table, df.assign(**constants) if constants else df)
             return
         types = dict(row[:2] for row in client.query(f"DESCRIBE TABLE {table}").result_rows)
         cols = ", ".join(f"`{c}`" for c in [*df.columns, *(constants or {})])
-        n_clients = max(1, min(self.insert_threads, -(-len(df) // ARROW_MIN_ROWS)))
-        # two batches per client: ClickHouse starts on the first while the rest is converted
-        rows_per_batch = min(ARROW_BATCH_ROWS, -(-len(df) // (2 * n_clients)))
+        n_batches = max(
+            -(-len(df) // BATCH_MAX_ROWS),
+            min(2 * self.insert_threads, -(-len(df) // BATCH_MIN_ROWS)),
+        )
+        rows_per_batch = -(-len(df) // n_batches)
+        n_clients = max(1, min(self.insert_threads, n_batches))
         clients = [client, *(self._open() for _ in range(n_clients - 1))]
         idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
         for c in clients:

@@ -210,7 +210,7 @@ def _book(n: int, size_offset: int = 0) -> pd.DataFrame:
 
 
 def test_a_large_frame_is_loaded_in_batches_by_parallel_clients_completely(clickhouse):
-    n = 230_000  # above the Arrow threshold: several batches, two clients
+    n = 600_000  # three batches of 200k rows, two clients
     df = _book(n)
     with clickhouse.client() as client:
         assert clickhouse.replace_partition(client, BOOK, df, "2024-01-02") == n
@@ -221,11 +221,11 @@ def test_a_large_frame_is_loaded_in_batches_by_parallel_clients_completely(click
     count, distinct_ts, nan, total, first_day, last_day, parts = stats
     assert (count, distinct_ts, nan, total) == (n, n, n // 5, int(df["size"].sum()))
     assert str(first_day) == str(last_day) == "2024-01-02"
-    assert parts >= 2  # one part per batch (each an INSERT of its own)
+    assert parts == 3  # one part per batch (each an INSERT of its own)
 
 
 def test_a_batch_that_fails_leaves_the_old_day_whole(clickhouse):
-    n = 230_000
+    n = 600_000
     with clickhouse.client() as client:
         clickhouse.replace_partition(client, BOOK, _book(n), "2024-01-02")
         # the last rows overflow UInt32: conversion of the last batch raises after the
