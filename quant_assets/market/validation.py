@@ -620,11 +620,16 @@ def _day_limits(
     board = pd.Series([rules.board_of(str(s)) for s in ctx.uniques], dtype=object)
     pct = np.asarray(rules.limit_pct(board, pd.Series(st)), dtype=float)
     up_u, down_u = (np.asarray(v, dtype=float) for v in rules.price_limits(pre, pct))
-    if listings is not None and calendar is not None and trading_date is not None:
-        _listing_limits(ctx, up_u, down_u, pre, board, listings, calendar, trading_date)
-    elif listings is None:
+    cal = None
+    if calendar is not None and trading_date is not None:
+        cal = pd.DatetimeIndex(calendar).normalize()
+        cal = cal[cal <= trading_date]
+    if listings is not None and cal is not None and len(cal) >= rules.NO_LIMIT_DAYS:
+        _listing_limits(ctx, up_u, down_u, pre, board, listings, cal)
+    else:
         ctx.notes.append(
-            "outside_price_limit: no listing dates given, new listings get usual limits"
+            "outside_price_limit: no listing dates, or fewer than "
+            f"{rules.NO_LIMIT_DAYS} trading days of calendar, given: new listings get usual limits"
         )
     if (~have).any():
         missing = [str(s) for s in ctx.uniques[~have]]
@@ -642,13 +647,11 @@ def _listing_limits(
     pre: np.ndarray,
     board: pd.Series,
     listings: pd.Series,
-    calendar: pd.DatetimeIndex,
-    day: pd.Timestamp,
+    cal: pd.DatetimeIndex,
 ) -> None:
-    """Overwrite the per-symbol limits of shares in their first trading days (in place)."""
+    """Overwrite the per-symbol limits of shares in their first trading days (in place); `cal`
+    is the trading days up to the file's day."""
     listed = pd.to_datetime(listings.reindex(ctx.uniques).to_numpy()).normalize()
-    cal = pd.DatetimeIndex(calendar).normalize()
-    cal = cal[cal <= day]
     # the listing day is day 1: trading days from the listing date up to `day`, both included
     listed_day = len(cal) - cal.searchsorted(listed, side="left")
     relaxed = []

@@ -100,7 +100,7 @@ def fetch_daily_bars(
                 progress(f"baostock bars {when}: {i}/{len(symbols)} symbols")
     finally:
         bs.logout()
-    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[])
-    if raw.empty:
+    frames = [f for f in frames if len(f)]
+    if not frames:  # nothing traded or listed on that day for these symbols
         return pd.DataFrame(columns=C.BARS)
-    return bars_from_baostock(raw)
+    return bars_from_baostock(pd.concat(frames, ignore_index=True))
