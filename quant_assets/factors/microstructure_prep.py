@@ -10,23 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date as _date
-from datetime import time
 
 import numpy as np
 import pandas as pd
 
 from quant_assets.market import columns as C
-from quant_assets.market.rules import AFTERNOON, MORNING, TZ
+from quant_assets.market.rules import AFTERNOON, MORNING, TZ, tod_ns
 
 DateLike = str | _date | pd.Timestamp | np.datetime64  # a trading day (datetimes are normalised)
 
 NS_PER_MINUTE = 60 * 1_000_000_000
 DAY_NS = 24 * 60 * NS_PER_MINUTE
-
-
-def tod_ns(t: time) -> int:
-    """Nanoseconds after midnight of a clock time."""
-    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000_000
 
 
 AM_START, AM_END = tod_ns(MORNING[0]), tod_ns(MORNING[1])

@@ -86,15 +86,36 @@ def price_limits(preclose, pct):
     return up, down
 
 
-def in_session(ts: pd.Series) -> pd.Series:
-    """True where a local timestamp lies in a trading session or on an auction print.
+# When a timestamp counts as in session: (start, end, end included). The call auctions print
+# once, at 09:25:00 and 15:00:00, but vendors stamp the prints when they receive them (09:25:04,
+# 15:00:03 in real data): the whole minute of each print counts.
+SESSION_WINDOWS: tuple[tuple[time, time, bool], ...] = (
+    (OPEN_AUCTION, AUCTION_PRINT_END[0], False),
+    (MORNING[0], MORNING[1], True),
+    (AFTERNOON[0], AUCTION_PRINT_END[1], False),
+)
 
-    The call auctions print once, at 09:25:00 and 15:00:00, but vendors stamp the prints when
-    they receive them (09:25:04, 15:00:03 in real data): the whole minute of each print counts.
-    """
+
+def in_session(ts: pd.Series) -> pd.Series:
+    """True where a local timestamp lies in a trading session or on an auction print
+    (`SESSION_WINDOWS`)."""
     t = ts.dt.time
+    inside = pd.Series(False, index=ts.index)
+    for start, end, end_included in SESSION_WINDOWS:
+        inside |= (t >= start) & ((t <= end) if end_included else (t < end))
+    return inside
+
+
+def tod_ns(t: time) -> int:
+    """Nanoseconds after midnight of a clock time."""
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000_000 + t.microsecond * 1000
+
+
+def session_windows_ns() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`SESSION_WINDOWS` as nanoseconds after midnight: starts, ends, end included."""
+    starts, ends, included = zip(*SESSION_WINDOWS, strict=True)
     return (
-        ((t >= OPEN_AUCTION) & (t < AUCTION_PRINT_END[0]))
-        | ((t >= MORNING[0]) & (t <= MORNING[1]))
-        | ((t >= AFTERNOON[0]) & (t < AUCTION_PRINT_END[1]))
+        np.array([tod_ns(t) for t in starts], np.int64),
+        np.array([tod_ns(t) for t in ends], np.int64),
+        np.array(included, np.bool_),
     )

@@ -109,3 +109,60 @@ def strictly_increasing_per_symbol(codes: np.ndarray, t: np.ndarray, n_codes: in
             max(int(n_codes), 1),
         )
     )
+
+
+_NAT = np.iinfo(np.int64).min
+_DAY_NS = 86_400_000_000_000
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _time_flags(
+    utc_ns, local_ns, shift, starts, ends, end_included, day, after_day_only, now_ns
+):  # pragma: no cover - jit
+    n = utc_ns.shape[0]
+    outside = np.zeros(n, np.bool_)
+    off_day = np.zeros(n, np.bool_)
+    future = np.zeros(n, np.bool_)
+    lookup = local_ns.shape[0] == n
+    for i in prange(n):
+        u = utc_ns[i]
+        if u == _NAT:
+            continue
+        local = local_ns[i] if lookup else u + shift
+        d = local // _DAY_NS  # floor division: days before 1970 stay whole
+        tod = local - d * _DAY_NS
+        inside = False
+        for k in range(starts.shape[0]):
+            if tod >= starts[k] and (tod < ends[k] or (end_included[k] and tod == ends[k])):
+                inside = True
+        outside[i] = not inside
+        off_day[i] = d > day if after_day_only else d != day
+        future[i] = u > now_ns
+    return outside, off_day, future
+
+
+def time_flags(
+    utc_ns: np.ndarray,
+    local: np.ndarray | int,
+    windows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    day: int,
+    after_day_only: bool,
+    now_ns: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, for timestamps `utc_ns` (NaT is int64 min and flags nothing): outside the
+    session `windows` (starts, ends, end included; ns after local midnight); not on local
+    `day` (days since 1970; with `after_day_only`, only after it); after `now_ns`. `local` is
+    the local wall-clock ns of each row, or one offset in ns to add to every row."""
+    lookup = not np.isscalar(local)
+    starts, ends, included = windows
+    return _time_flags(
+        np.ascontiguousarray(utc_ns, dtype=np.int64),
+        np.ascontiguousarray(local, dtype=np.int64) if lookup else np.empty(0, np.int64),
+        0 if lookup else int(local),
+        starts,
+        ends,
+        included,
+        int(day),
+        bool(after_day_only),
+        int(now_ns),
+    )

@@ -12,11 +12,11 @@ from datetime import time
 
 import numpy as np
 
-from quant_assets.market.rules import AFTERNOON, CLOSE_AUCTION, MORNING, OPEN_AUCTION
+from quant_assets.market.rules import AFTERNOON, CLOSE_AUCTION, MORNING, OPEN_AUCTION, tod_ns
 
 
 def _ms(t: time) -> int:
-    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1000
+    return tod_ns(t) // 1_000_000
 
 
 OPEN_MS = _ms(OPEN_AUCTION)

@@ -19,7 +19,11 @@ import pandas as pd
 from quant_assets.market import rules
 from quant_assets.market.columns import LEVELS
 from quant_assets.market.schemas import CONTRACT, column_types, dtype_schema
-from quant_assets.market.screen_kernels import book_suspects, strictly_increasing_per_symbol
+from quant_assets.market.screen_kernels import (
+    book_suspects,
+    strictly_increasing_per_symbol,
+    time_flags,
+)
 from quant_assets.memory import on_normal_pages
 
 KINDS = tuple(CONTRACT)
@@ -60,6 +64,8 @@ QUARANTINE_COLUMNS = [
 ]
 
 _DAY_NS = 86_400_000_000_000
+_NAT = np.iinfo(np.int64).min
+_SESSIONS = rules.session_windows_ns()
 _TS_DTYPE = pd.DatetimeTZDtype("ns", rules.TZ)
 _NULL_TEXT = {"", "nan", "null", "none", "nat", "na", "n/a"}
 _PRICE_COLS = {
@@ -435,18 +441,20 @@ def _ns(ts: pd.Series) -> np.ndarray:
     return ts.array.asi8
 
 
-def _local_ns(ts: pd.Series) -> np.ndarray:
-    """Wall-clock nanoseconds of a tz-aware Series. Within a day's span no zone changes its
-    offset and changes it back, so when both ends have the same offset the shift is one
-    addition instead of a zone lookup per row (a day of ticks; Shanghai has kept UTC+8 since
-    1991); longer spans take the lookup."""
+def _local_clock(ts: pd.Series) -> np.ndarray | int:
+    """Wall-clock time of a tz-aware Series: one offset in ns to add to every row, or the
+    local ns of each row. Within a day's span no zone changes its offset and changes it back,
+    so when both ends have the same offset the shift is one addition instead of a zone lookup
+    per row (a day of ticks; Shanghai has kept UTC+8 since 1991); longer spans take the
+    lookup."""
     utc_ns = ts.array.asi8
-    valid = utc_ns != np.iinfo(np.int64).min
+    valid = utc_ns != _NAT
     if valid.any():
-        first, last = ts[valid].min(), ts[valid].max()
+        lo = np.min(utc_ns, where=valid, initial=np.iinfo(np.int64).max)
+        hi = np.max(utc_ns, where=valid, initial=_NAT)
+        first, last = (pd.Timestamp(v, unit="ns", tz="UTC").tz_convert(ts.dt.tz) for v in (lo, hi))
         if last - first < pd.Timedelta(days=1) and first.utcoffset() == last.utcoffset():
-            shift = int(first.utcoffset().total_seconds()) * 1_000_000_000
-            return np.where(valid, utc_ns + shift, utc_ns)
+            return int(first.utcoffset().total_seconds()) * 1_000_000_000
     return ts.dt.tz_localize(None).array.asi8
 
 
@@ -472,38 +480,28 @@ def _time_rules(
     order: bool,
 ) -> None:
     ts = ctx.p["ts"]
-    valid = ts.notna().to_numpy()
     utc_ns = ts.array.asi8
-    local_ns = _local_ns(ts)
-    day = local_ns // _DAY_NS
+    valid = utc_ns != _NAT
+    news = ctx.kind == "news"  # news of earlier days may arrive in a later file; never later
+    outside, off_day, future = time_flags(
+        utc_ns,
+        _local_clock(ts),
+        _SESSIONS,
+        trading_date.value // _DAY_NS if trading_date is not None else 0,
+        news,
+        now.value if now is not None else 0,
+    )
     if sessions and ctx.market == "CN":
-        tod = local_ns[valid] - day[valid] * _DAY_NS
-        # few distinct times of day (a snapshot every 3 s): apply rules.in_session to those only
-        codes, uniq = pd.factorize(tod)
-        ok_u = rules.in_session(pd.Series(pd.to_datetime(uniq, unit="ns"))).to_numpy(dtype=bool)
-        mask = np.zeros(len(ts), bool)
-        mask[valid] = ~ok_u[codes]
-        ctx.flags.add("outside_session", mask, _values(ts, "outside the sessions"))
+        ctx.flags.add("outside_session", outside, _values(ts, "outside the sessions"))
     elif sessions:
         ctx.skipped["outside_session"] = f"market {ctx.market}: A-share sessions do not apply"
     if trading_date is not None:
-        td = trading_date.value // _DAY_NS
-        if ctx.kind == "news":  # news of earlier days may arrive in a later file; never later
-            ctx.flags.add(
-                "not_on_trading_date",
-                valid & (day > td),
-                _values(ts, f"published after {trading_date.date()}"),
-            )
-        else:
-            ctx.flags.add(
-                "not_on_trading_date",
-                valid & (day != td),
-                _values(ts, f"not on {trading_date.date()}"),
-            )
+        what = "published after" if news else "not on"
+        ctx.flags.add("not_on_trading_date", off_day, _values(ts, f"{what} {trading_date.date()}"))
     else:
         ctx.skipped["not_on_trading_date"] = "no trading_date given"
     if now is not None:
-        ctx.flags.add("in_future", valid & (utc_ns > now.value), _values(ts, f"after now={now}"))
+        ctx.flags.add("in_future", future, _values(ts, f"after now={now}"))
     else:
         ctx.skipped["in_future"] = "no now given"
     if order:

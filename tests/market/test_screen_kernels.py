@@ -1,7 +1,13 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from quant_assets.market.screen_kernels import book_suspects, strictly_increasing_per_symbol
+from quant_assets.market import rules
+from quant_assets.market.screen_kernels import (
+    book_suspects,
+    strictly_increasing_per_symbol,
+    time_flags,
+)
 
 LEVELS = 10
 
@@ -114,3 +120,70 @@ def test_strictly_increasing_per_symbol():
     assert not strictly_increasing_per_symbol(np.array([0, -1]), np.array([1, 2]), 1)  # no symbol
     nat = np.iinfo(np.int64).min
     assert not strictly_increasing_per_symbol(np.array([0]), np.array([nat]), 1)
+
+
+def _time_oracle(ts: pd.Series, day: pd.Timestamp, after_only: bool, now: pd.Timestamp):
+    """The time rules row by row with pandas: rules.in_session on the local clock."""
+    valid = ts.notna().to_numpy()
+    local = ts.dt.tz_localize(None)
+    outside = ~rules.in_session(local).to_numpy(dtype=bool) & valid
+    d = local.dt.normalize()
+    off = ((d > day) if after_only else (d != day)).to_numpy(dtype=bool) & valid
+    future = (ts > now).to_numpy(dtype=bool) & valid
+    return outside, off, future
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York"])
+@pytest.mark.parametrize("after_only", [False, True])
+def test_time_flags_agree_with_the_session_rule_row_by_row(zone, after_only):
+    rng = np.random.default_rng(3)
+    day = pd.Timestamp("2024-03-08")
+    # every session edge, a millisecond either side of it, random times over three days
+    # (New York changes its offset on 2024-03-10), NaT, and a time before 1970
+    edges = [
+        pd.Timedelta(rules.tod_ns(t), "ns") + pd.Timedelta(ms, "ms")
+        for window in rules.SESSION_WINDOWS
+        for t in window[:2]
+        for ms in (-1, 0, 1)
+    ]
+    local = [day + e for e in edges]
+    local += list(day + pd.to_timedelta(rng.integers(-86_400, 3 * 86_400, 3_000), "s"))
+    ts = pd.Series(
+        pd.DatetimeIndex(local).as_unit("ns").tz_localize(zone, nonexistent="shift_forward")
+    )
+    ts = pd.concat([ts, pd.Series([pd.NaT, pd.Timestamp("1969-12-31 10:00", tz=zone)])])
+    ts = ts.reset_index(drop=True)
+    now = day + pd.Timedelta(hours=14)
+    now = now.tz_localize(zone)
+    got = time_flags(
+        ts.array.asi8,
+        ts.dt.tz_localize(None).array.asi8,
+        rules.session_windows_ns(),
+        day.value // 86_400_000_000_000,
+        after_only,
+        now.value,
+    )
+    for g, want in zip(got, _time_oracle(ts, day, after_only, now), strict=True):
+        np.testing.assert_array_equal(g, want)
+    assert got[0].any() and not got[0].all()  # both sides of the sessions are exercised
+    assert got[1].any() and got[2].any()
+
+
+def test_time_flags_with_one_offset_match_the_per_row_lookup():
+    ts = pd.Series(
+        pd.date_range("2024-03-08 09:00", "2024-03-08 15:30", freq="7s", tz=rules.TZ, unit="ns")
+    )
+    day = pd.Timestamp("2024-03-08").value // 86_400_000_000_000
+    args = (rules.session_windows_ns(), day, False, 0)
+    shifted = time_flags(ts.array.asi8, 8 * 3_600_000_000_000, *args)
+    looked_up = time_flags(ts.array.asi8, ts.dt.tz_localize(None).array.asi8, *args)
+    for a, b in zip(shifted, looked_up, strict=True):
+        np.testing.assert_array_equal(a, b)
+    clock = ts.dt.strftime("%H:%M:%S")
+    inside = (
+        clock.between("09:25:00", "09:25:59")
+        | clock.between("09:30:00", "11:30:00")
+        | clock.between("13:00:00", "15:00:59")
+    )
+    np.testing.assert_array_equal(shifted[0], ~inside.to_numpy())
+    assert not shifted[1].any() and shifted[2].all()  # on the day; all after now=1970
