@@ -34,30 +34,34 @@ median of `--repeat` runs (3,000 stocks, ~14 million rows: one run by default). 
 on a shared machine: the load average is printed with the table.
 
 Where the time went (300 stocks = 1.38 M rows, 2 cores):
-- validate(): 0.55 s -> 0.20 s. The book and limit rules were ~25 numpy passes over 40
+- validate(): 0.55 s -> 0.14 s. The book and limit rules were ~25 numpy passes over 40
   columns; a one-pass numba screen (`screen_kernels`) now picks the rows that may break one
-  and the same rules run on those only. Duplicates and ordering take a per-symbol monotone
+  and the same rules run on those only. The session, trading-day and future checks are one
+  numba pass too (0.045 s -> 0.01 s). Duplicates and ordering take a per-symbol monotone
   check first (a sorted vendor file settles both in 5 ms). Its temporaries go on ordinary
   pages (`quant_assets.memory`): with numpy's huge-page advice it took 0.20-0.30 s, as the
   host had 2 MB pages to hand or not.
-- read (not in total): 1.5 s -> 0.5 s, the landing reader no longer copies the frame.
-- insert: 1.66 s -> 0.55 s. (1) Arrow columns typed exactly like the table's (date32,
+- read (not in total): 1.5 s -> 0.25-0.5 s, the landing reader no longer copies the frame.
+- insert: 1.66 s -> 0.46 s. (1) Arrow columns typed exactly like the table's (date32,
   timestamp[ms, tz], dictionary for LowCardinality, uint32, non-nullable): ClickHouse reads
   them in 0.09 s instead of 0.42 s of conversions. (2) chDB's `Python()` table function reads
-  the batch in place: no file written. (3) Intraday codecs LZ4 / T64+LZ4 / DoubleDelta+LZ4
-  instead of Gorilla/T64/DoubleDelta + ZSTD: ClickHouse's own write 1.2 s -> 0.6 s on one
-  core, data 2% larger. (4) Two clients load halves side by side (ClickHouse compresses one
-  INSERT on one core): 0.6 s -> 0.42 s.
+  the batch in place: no file written. (3) Intraday codecs LZ4 / T64 / DoubleDelta+LZ4 instead
+  of Gorilla/T64/DoubleDelta + ZSTD: one INSERT of the day 1.05 s -> 0.53 s, data 10% larger.
+  (4) Two clients load the batches side by side (ClickHouse writes one part on one core).
+  (5) Each batch goes in through a RecordBatchReader with max_block_size = its rows, so
+  ClickHouse takes it as one block: a bare batch arrives in chunks of at most 131,072 rows
+  that the INSERT copies back together, a quarter of its CPU time (0.55 s -> 0.46 s).
 - The peer uses the same table, so (3) made it faster too: 2.8 s -> 2.0 s. Of its 2.0 s,
   ~1.4 s is clickhouse-connect's conversion of the frame to Native in Python.
-- What is left: ClickHouse's sort/compress/write is ~0.85 CPU-seconds for the day and the
-  batch conversion ~0.1; on two cores that is ~0.45 s of wall time at best, plus validation.
-  The whole ingest measures 0.73-0.85 s; against the peer's 2.0-2.7 s that is 2.5x-3.4x
-  depending on the host's load (the peer runs on one core and suffers more from a busy host).
-  A clear 3x on a quiet host needs the validation to overlap the write (validate and insert
-  symbol groups as a stream), which the asset/IO-manager split does not allow today.
+- What is left: ClickHouse's sort, LZ4 and file writes (~0.7 CPU-seconds for the day, LZ4 on
+  the price columns the largest part) and the batch conversion (~0.1); validation runs before
+  the write. Storing prices as integer ticks (T64 instead of LZ4) took 0.075 s off the write
+  but the float-to-tick conversion cost as much, so prices stay Float64.
+- The peer's time moves with the machine (1.95-2.85 s in one run), ours much less
+  (0.59-0.66 s): the ratio of medians ranged 3.5x-4.2x over five runs on a quiet host; with
+  the peer at its fastest (2.0 s) it is 3.2x.
 - Peak RSS (ours): the landing frame (~0.33 GB per 300 stocks, no longer copied by the
-  reader) plus at most three Arrow batches: 0.7 / 1.7 / 10.5 GB at 30 / 300 / 3,000 stocks.
+  reader) plus at most three Arrow batches: 0.7 / 1.7 / 10.6 GB at 30 / 300 / 3,000 stocks.
 """
 
 from __future__ import annotations
