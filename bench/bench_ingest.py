@@ -57,9 +57,9 @@ Where the time went (300 stocks = 1.38 M rows, 2 cores):
   the price columns the largest part) and the batch conversion (~0.1); validation runs before
   the write. Storing prices as integer ticks (T64 instead of LZ4) took 0.075 s off the write
   but the float-to-tick conversion cost as much, so prices stay Float64.
-- The peer's time moves with the machine (1.95-2.85 s in one run), ours much less
-  (0.59-0.66 s): the ratio of medians ranged 3.5x-4.2x over five runs on a quiet host; with
-  the peer at its fastest (2.0 s) it is 3.2x.
+- The peer's time moves with the machine (1.94-3.21 s within one run), ours much less (medians
+  0.60-0.62 s): the ratio of medians ranged 3.3x-4.4x over six runs on a quiet host; against
+  the peer's fastest single run (1.94 s) it is 3.2x.
 - Peak RSS (ours): the landing frame (~0.33 GB per 300 stocks, no longer copied by the
   reader) plus at most three Arrow batches: 0.7 / 1.7 / 10.6 GB at 30 / 300 / 3,000 stocks.
 """
