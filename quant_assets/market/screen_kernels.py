@@ -25,18 +25,21 @@ def _level_bad(px, sz, hi, lo, eps):  # pragma: no cover - jit
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _book_suspects(bid_px, bid_sz, ask_px, ask_sz, up, down, eps):  # pragma: no cover - jit
+def _book_suspects(bid_px, bid_sz, ask_px, ask_sz, codes, up, down, eps):  # pragma: no cover - jit
     n = bid_px[0].shape[0]
     out = np.zeros(n, np.bool_)
     for i in prange(n):
+        c = codes[i]
+        hi = up[c] if c >= 0 else np.inf
+        lo = down[c] if c >= 0 else -np.inf
         bad = bid_px[0][i] >= ask_px[0][i]  # crossed or locked (NaN compares False)
         last_bid = np.inf  # present levels must fall (bids) or rise (asks) strictly
         last_ask = -np.inf
         for k in range(len(bid_px)):
             b = bid_px[k][i]
             a = ask_px[k][i]
-            bad |= _level_bad(b, bid_sz[k][i], up[i], down[i], eps)
-            bad |= _level_bad(a, ask_sz[k][i], up[i], down[i], eps)
+            bad |= _level_bad(b, bid_sz[k][i], hi, lo, eps)
+            bad |= _level_bad(a, ask_sz[k][i], hi, lo, eps)
             if not np.isnan(b):
                 bad |= b >= last_bid
                 last_bid = b
@@ -52,18 +55,18 @@ def book_suspects(
     bid_sz: list[np.ndarray],
     ask_px: list[np.ndarray],
     ask_sz: list[np.ndarray],
-    up: np.ndarray | None = None,
-    down: np.ndarray | None = None,
+    limits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Rows that may break a book rule: a bad or size-less price, a negative size, a crossed
-    book, levels out of order, or (with `up`/`down`) a price beyond the day's limits. Sizes
-    may be int64 or float64 (NaN where a value did not parse); a row with NaN in `up` or
-    `down` has no limit to break."""
+    book, levels out of order, or (with `limits`) a price beyond the day's limits. Sizes may be
+    int64 or float64 (NaN where a value did not parse). `limits` is (codes, up, down): each
+    row's symbol code (-1 for none) and each symbol's limit-up and limit-down prices, read
+    per row in the kernel rather than spread into full-length arrays; a NaN limit or a row
+    without a symbol has no limit to break."""
     n = len(bid_px[0])
-    if up is None or down is None:
-        up, down = np.full(n, np.inf), np.full(n, -np.inf)
-    up = np.where(np.isnan(up), np.inf, up)
-    down = np.where(np.isnan(down), -np.inf, down)
+    codes, up, down = limits if limits is not None else (np.full(n, -1), np.empty(0), np.empty(0))
+    up = np.where(np.isnan(up), np.inf, np.asarray(up, dtype=np.float64))
+    down = np.where(np.isnan(down), -np.inf, np.asarray(down, dtype=np.float64))
 
     def tup(arrays: list[np.ndarray], dtype: type) -> tuple[np.ndarray, ...]:
         # numba indexes a tuple only if all its arrays have one type, read-only flag included
@@ -82,6 +85,7 @@ def book_suspects(
         tup(bid_sz, size_dtype),
         tup(ask_px, np.float64),
         tup(ask_sz, size_dtype),
+        np.ascontiguousarray(codes, dtype=np.int64),
         up,
         down,
         PRICE_EPS,

@@ -322,9 +322,10 @@ class _Flags:
     def add(self, rule: str, mask: np.ndarray | pd.Series, detail: Detail) -> None:
         assert rule in RULES, rule
         self.evaluated.add(rule)
-        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-        if not len(idx):
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():  # the usual case, and cheaper than flatnonzero on a long mask
             return
+        idx = np.flatnonzero(mask)
         det = [detail] * len(idx) if isinstance(detail, str) else list(detail(idx))
         self.hits.setdefault(rule, []).append((idx if self.rows is None else self.rows[idx], det))
 
@@ -432,7 +433,8 @@ def _symbol_rules(ctx: _Ctx, known_symbols: Iterable[str] | None) -> None:
         ctx.skipped["unknown_symbol"] = "no known_symbols given"
         return
     known_u = np.asarray(ctx.uniques.isin(pd.Index(list(known_symbols))), dtype=bool)
-    mask = (ctx.codes >= 0) & ~known_u[np.maximum(ctx.codes, 0)]
+    # code -1 (no symbol) picks the appended True: a missing symbol is missing_value's row
+    mask = ~np.append(known_u, True)[ctx.codes]
     ctx.flags.add("unknown_symbol", mask, _values(ctx.p["symbol"], "not in the universe"))
 
 
@@ -598,9 +600,10 @@ def _day_limits(
     listings: pd.Series | None,
     calendar: pd.DatetimeIndex | None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-row limit-up/limit-down prices from the day's bars (preclose, board, is_st), with the
-    rules for the first days after listing (`rules.listing_limits`) when `listings` (symbol ->
-    list_date) and a `calendar` of trading days reaching back over them are given."""
+    """Per-symbol (`ctx.uniques`) limit-up/limit-down prices from the day's bars (preclose,
+    board, is_st; NaN without a bar), with the rules for the first days after listing
+    (`rules.listing_limits`) when `listings` (symbol -> list_date) and a `calendar` of trading
+    days reaching back over them are given."""
     if ctx.market != "CN":
         ctx.skipped["outside_price_limit"] = f"market {ctx.market}: no daily price limits"
         return None
@@ -632,10 +635,13 @@ def _day_limits(
     if (~have).any():
         missing = [str(s) for s in ctx.uniques[~have]]
         ctx.notes.append(f"outside_price_limit: no bar for {len(missing)} symbols {missing[:5]}")
-    ok = ctx.codes >= 0
-    up = np.where(ok, np.append(up_u, np.nan)[ctx.codes], np.nan)
-    down = np.where(ok, np.append(down_u, np.nan)[ctx.codes], np.nan)
-    return up, down
+    return up_u, down_u
+
+
+def _per_row(codes: np.ndarray, per_symbol: np.ndarray) -> np.ndarray:
+    """A per-symbol value for each row (NaN for a row without a symbol: code -1 picks the
+    appended NaN)."""
+    return np.append(per_symbol, np.nan)[codes]
 
 
 def _listing_limits(
@@ -967,20 +973,23 @@ def validate(
         _duplicates(ctx, ["symbol", "trade_id"], "symbol and trade_id", full=True)
         limits = _day_limits(ctx, bars_for_limits, td, listings, cal)
         if limits is not None:
-            _limit_rule(ctx, ["price"], limits)
+            _limit_rule(ctx, ["price"], tuple(_per_row(ctx.codes, x) for x in limits))
     elif kind == "order_book":
         # The book and limit rules run on the rows a one-pass screen picks (screen_kernels).
         limits = _day_limits(ctx, bars_for_limits, td, listings, cal)
-        up, down = limits if limits is not None else (None, None)
         suspects = np.flatnonzero(
-            book_suspects(*([ctx.native(c) for c in cs] for cs in _BOOK_COLS), up, down)
+            book_suspects(
+                *([ctx.native(c) for c in cs] for cs in _BOOK_COLS),
+                None if limits is None else (ctx.codes, *limits),
+            )
         )
         screened = ctx.subset(suspects)
         _book_rules(screened)
         _time_rules(ctx, td, now_ts, sessions=True, order=True)
         _duplicates(ctx, ["symbol", "ts"], "symbol and ts", full=True)
         if limits is not None:
-            _limit_rule(screened, _BID_PX + _ASK_PX, (up[suspects], down[suspects]))
+            per_row = tuple(_per_row(screened.codes, x) for x in limits)
+            _limit_rule(screened, _BID_PX + _ASK_PX, per_row)
     elif kind == "news":
         _news_rules(ctx)
         _time_rules(ctx, td, now_ts, sessions=False, order=False)

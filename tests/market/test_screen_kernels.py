@@ -24,8 +24,8 @@ def _book(rows: int = 1):
 def _one(change, up=None, down=None) -> bool:
     book = _book()
     change(*book)
-    lim = (None, None) if up is None else (np.array([up]), np.array([down]))
-    return bool(book_suspects(*book, *lim)[0])
+    lim = None if up is None else (np.zeros(1, int), np.array([up]), np.array([down]))
+    return bool(book_suspects(*book, lim)[0])
 
 
 def _set(arrays, k, value):
@@ -79,7 +79,13 @@ def test_the_screen_flags_exactly_the_rows_a_plain_rule_check_flags():
     rng = np.random.default_rng(7)
     n = 3_000
     bp, bs, ap, asz = _book(n)
-    up, down = np.full(n, 10.5), np.full(n, 9.5)
+    # three symbols with their own limits (the third has no bar: NaN) and rows without one
+    codes = rng.integers(-1, 3, n)
+    up_sym, down_sym = np.array([10.5, 10.05, np.nan]), np.array([9.5, 9.95, np.nan])
+    up = np.where(codes >= 0, np.append(up_sym, np.nan)[codes], np.nan)
+    up = np.where(np.isnan(up), np.inf, up)
+    down = np.where(codes >= 0, np.append(down_sym, np.nan)[codes], np.nan)
+    down = np.where(np.isnan(down), -np.inf, down)
     for arrays, values in ((bp, [np.nan, 0.0, 10.6, 10.01]), (ap, [np.nan, 9.4, 9.99])):
         for k in range(LEVELS):
             hit = rng.random(n) < 0.01
@@ -106,7 +112,7 @@ def test_the_screen_flags_exactly_the_rows_a_plain_rule_check_flags():
         return bool(bad)
 
     expected = np.array([oracle(i) for i in range(n)])
-    got = book_suspects(bp, bs, ap, asz, up, down)
+    got = book_suspects(bp, bs, ap, asz, (codes, up_sym, down_sym))
     assert 0.1 < expected.mean() < 0.9
     np.testing.assert_array_equal(got, expected)
 
