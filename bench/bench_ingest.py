@@ -34,13 +34,14 @@ median of `--repeat` runs (3,000 stocks, ~14 million rows: one run by default). 
 on a shared machine: the load average is printed with the table.
 
 Where the time went (300 stocks = 1.38 M rows, 2 cores):
-- validate(): 0.55 s -> 0.14 s. The book and limit rules were ~25 numpy passes over 40
-  columns; a one-pass numba screen (`screen_kernels`) now picks the rows that may break one
-  and the same rules run on those only. The session, trading-day and future checks are one
-  numba pass too (0.045 s -> 0.01 s). Duplicates and ordering take a per-symbol monotone
-  check first (a sorted vendor file settles both in 5 ms). Its temporaries go on ordinary
-  pages (`quant_assets.memory`): with numpy's huge-page advice it took 0.20-0.30 s, as the
-  host had 2 MB pages to hand or not.
+- validate(): 0.55 s -> 0.15 s (0.11 s on the simulator's own frame). The book and limit
+  rules were ~25 numpy passes over 40 columns; a one-pass numba screen (`screen_kernels`) now
+  picks the rows that may break one and the same rules run on those only. The session,
+  trading-day and future checks are one numba pass too (0.045 s -> 0.01 s), and the screen
+  reads each symbol's limit prices through its code instead of full-length limit arrays.
+  Duplicates and ordering take a per-symbol monotone check first (a sorted vendor file
+  settles both in 5 ms). Its temporaries go on ordinary pages (`quant_assets.memory`): with
+  numpy's huge-page advice it took 0.20-0.30 s, as the host had 2 MB pages to hand or not.
 - read (not in total): 1.5 s -> 0.25-0.5 s, the landing reader no longer copies the frame.
 - insert: 1.66 s -> 0.46 s. (1) Arrow columns typed exactly like the table's (date32,
   timestamp[ms, tz], dictionary for LowCardinality, uint32, non-nullable): ClickHouse reads
@@ -58,10 +59,11 @@ Where the time went (300 stocks = 1.38 M rows, 2 cores):
   the write. Storing prices as integer ticks (T64 instead of LZ4) took 0.075 s off the write
   but the float-to-tick conversion cost as much, so prices stay Float64.
 - The peer's time moves with the machine (1.94-3.21 s within one run), ours much less (medians
-  0.60-0.62 s): the ratio of medians ranged 3.3x-4.4x over six runs on a quiet host; against
-  the peer's fastest single run (1.94 s) it is 3.2x.
-- Peak RSS (ours): the landing frame (~0.33 GB per 300 stocks, no longer copied by the
-  reader) plus at most three Arrow batches: 0.7 / 1.7 / 10.6 GB at 30 / 300 / 3,000 stocks.
+  0.60-0.63 s): the ratio of medians ranged 3.3x-4.6x over eight runs on a quiet host;
+  against the peer's fastest single run (1.94 s) it is 3.2x.
+- Peak RSS (ours): the landing frame (~0.45 GB per 300 stocks, read through Arrow one column
+  at a time and no longer copied) plus at most three Arrow batches: 0.7 / 1.8 / 7.1 GB at
+  30 / 300 / 3,000 stocks (10.6 GB at 3,000 with pd.read_parquet).
 """
 
 from __future__ import annotations
