@@ -7,14 +7,13 @@ from quant_assets.market.tables import (
     ADJUSTMENT_FACTORS,
     MINUTE_BARS,
     NEWS_ITEMS,
-    QUARANTINE,
     RAW_TABLES,
 )
 from resources.clickhouse import ClickHouseResource, TableSpec
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for spec in [*RAW_TABLES.values(), QUARANTINE, MINUTE_BARS, ADJUSTMENT_FACTORS, NEWS_ITEMS]
+    for spec in [*RAW_TABLES.values(), MINUTE_BARS, ADJUSTMENT_FACTORS, NEWS_ITEMS]
 }
 
 

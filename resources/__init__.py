@@ -8,7 +8,7 @@ from resources.clickhouse import ClickHouseResource, TableSpec
 from resources.llm import LLMResource
 from resources.market import MarketDataResource
 from resources.mlflow_tracking import MLflowResource
-from resources.settings import data_dir, env_or
+from resources.settings import data_dir, env_int, env_or
 
 
 def clickhouse_is_embedded() -> bool:
@@ -22,7 +22,8 @@ def build_resources() -> dict[str, object]:
     QUANT_CLICKHOUSE_DSN (default chdb://<data>/clickhouse), QUANT_CLICKHOUSE_DATABASE,
     QUANT_CLICKHOUSE_INSERT_THREADS,
     MLFLOW_TRACKING_URI (default sqlite:///<data>/mlflow/mlflow.db), QUANT_MLFLOW_ARTIFACTS,
-    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR, QUANT_SIM_SEED, QUANT_SIM_SYMBOLS, QUANT_SIM_SNAPSHOT_SECONDS.
+    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR,
+    QUANT_SIM_SEED, QUANT_SIM_SYMBOLS, QUANT_SIM_SNAPSHOT_SECONDS.
     """
     root = data_dir()
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
@@ -30,7 +31,7 @@ def build_resources() -> dict[str, object]:
         "clickhouse": ClickHouseResource(
             dsn=env_or("QUANT_CLICKHOUSE_DSN", f"chdb://{root / 'clickhouse'}"),
             database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
-            insert_threads=int(os.environ.get("QUANT_CLICKHOUSE_INSERT_THREADS", "2")),
+            insert_threads=env_int("QUANT_CLICKHOUSE_INSERT_THREADS", 2),
         ),
         "mlflow_tracking": MLflowResource(
             tracking_uri=env_or(
@@ -43,9 +44,9 @@ def build_resources() -> dict[str, object]:
         "market": MarketDataResource(
             source=env_or("QUANT_MARKET_SOURCE", "simulated"),
             landing_dir=env_or("QUANT_LANDING_DIR", str(root / "landing")),
-            seed=int(os.environ.get("QUANT_SIM_SEED", "7")),
-            n_symbols=int(os.environ.get("QUANT_SIM_SYMBOLS", "100")),
-            snapshot_seconds=int(os.environ.get("QUANT_SIM_SNAPSHOT_SECONDS", "3")),
+            seed=env_int("QUANT_SIM_SEED", 7),
+            n_symbols=env_int("QUANT_SIM_SYMBOLS", 100),
+            snapshot_seconds=env_int("QUANT_SIM_SNAPSHOT_SECONDS", 3),
         ),
         "llm": LLMResource(
             model=env_or("QUANT_LLM_MODEL", None),

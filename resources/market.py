@@ -11,8 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field, field_validator
 
 
 @lru_cache(maxsize=4)
@@ -26,6 +26,9 @@ def _simulated(seed: int, n_symbols: int, start: str, end: str, snapshot_seconds
         seed=seed,
         snapshot_seconds=snapshot_seconds,
     )
+
+
+SOURCES = ("simulated", "landing", "baostock")
 
 
 class MarketDataResource(ConfigurableResource):
@@ -46,6 +49,14 @@ class MarketDataResource(ConfigurableResource):
     snapshot_seconds: int = Field(
         default=3, description="order-book snapshot interval (divides 60)"
     )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _known_source(cls, value: object) -> object:
+        # an EnvVar holds the variable's name: its value is checked once Dagster resolves it
+        if not isinstance(value, EnvVar) and value not in SOURCES:
+            raise ValueError(f"market source {value!r} is not one of {', '.join(SOURCES)}")
+        return value
 
     def simulated(self):
         """The simulated market (cached per process for these settings)."""

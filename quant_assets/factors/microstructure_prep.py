@@ -15,12 +15,11 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.market import columns as C
-from quant_assets.market.rules import AFTERNOON, MORNING, TZ, tod_ns
+from quant_assets.market.rules import AFTERNOON, DAY_NS, MORNING, TZ, tod_ns
 
 DateLike = str | _date | pd.Timestamp | np.datetime64  # a trading day (datetimes are normalised)
 
 NS_PER_MINUTE = 60 * 1_000_000_000
-DAY_NS = 24 * 60 * NS_PER_MINUTE
 
 
 AM_START, AM_END = tod_ns(MORNING[0]), tod_ns(MORNING[1])

@@ -32,6 +32,7 @@ from quant_assets.market.normalise import (
     trades_to_daily_bars,
     trades_to_minute_bars,
 )
+from quant_assets.market.queries import read_daily_bars
 from quant_assets.market.tables import (
     ADJUSTMENT_FACTORS,
     MINUTE_BARS,
@@ -119,12 +120,7 @@ def _raw_asset(kind: str, name: str, deps: list, description: str) -> AssetsDefi
                 )
                 bars = None
                 if kind in ("trades", "order_book"):
-                    bars = clickhouse.query_df(
-                        client,
-                        "SELECT * FROM {db}.raw_daily_bars WHERE date = %(d)s",
-                        {"d": day.date()},
-                    )
-                    bars["date"] = pd.to_datetime(bars["date"]).astype("datetime64[ns]")
+                    bars = read_daily_bars(clickhouse, client, day, day)
                 result = ingest_file(
                     kind,
                     path,
@@ -187,14 +183,13 @@ def daily_bars_match_trades(
     context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
     """The vendor's daily bars agree with the bars rebuilt from the day's trades."""
-    d = {"d": pd.Timestamp(context.op_execution_context.partition_key).date()}
+    day = pd.Timestamp(context.op_execution_context.partition_key)
     with clickhouse.client() as client:
         clickhouse.ensure_table(client, RAW_TABLES["trades"])
-        trades = clickhouse.query_df(client, "SELECT * FROM {db}.raw_trades WHERE date = %(d)s", d)
-        bars = clickhouse.query_df(
-            client, "SELECT * FROM {db}.raw_daily_bars WHERE date = %(d)s", d
+        trades = clickhouse.query_df(
+            client, "SELECT * FROM {db}.raw_trades WHERE date = %(d)s", {"d": day.date()}
         )
-    bars["date"] = pd.to_datetime(bars["date"]).astype("datetime64[ns]")
+        bars = read_daily_bars(clickhouse, client, day, day)
     if trades.empty:
         return AssetCheckResult(
             passed=False,
@@ -243,11 +238,7 @@ def adjustment_factors(context: AssetExecutionContext, clickhouse: ClickHouseRes
     day = _day(context)
     prev = previous_trading_day(day)
     with clickhouse.client() as client:
-        bars = clickhouse.query_df(
-            client,
-            "SELECT * FROM {db}.raw_daily_bars WHERE date IN (%(p)s, %(d)s)",
-            {"p": prev.date(), "d": day.date()},
-        )
+        bars = read_daily_bars(clickhouse, client, prev, day)  # prev: the previous trading day
         actions = clickhouse.query_df(
             client,
             "SELECT * FROM {db}.raw_corporate_actions WHERE announce_date <= %(d)s "
@@ -260,12 +251,10 @@ def adjustment_factors(context: AssetExecutionContext, clickhouse: ClickHouseRes
             "SELECT symbol, factor FROM {db}.adjustment_factors WHERE date = %(p)s",
             {"p": prev.date()},
         )
-    bars["date"] = pd.to_datetime(bars["date"]).astype("datetime64[ns]")
-    for col in ("announce_date", "ex_date"):
-        actions[col] = pd.to_datetime(actions[col]).astype("datetime64[ns]")
     steps = action_factors(actions, bars, as_of=day)
-    steps = steps[steps["date"] == day].set_index("symbol")["factor"]
     today = bars[bars["date"] == day].set_index("symbol")
+    # positional columns below: the steps in the order of today's rows
+    steps = steps[steps["date"] == day].set_index("symbol")["factor"].reindex(today.index)
     yesterday = bars[bars["date"] == prev].set_index("symbol")["close"]
     from_preclose = (yesterday.reindex(today.index) / today["preclose"]).fillna(1.0)
     factor = before.set_index("symbol")["factor"].reindex(today.index).fillna(1.0) * steps

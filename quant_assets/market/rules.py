@@ -106,6 +106,9 @@ def in_session(ts: pd.Series) -> pd.Series:
     return inside
 
 
+DAY_NS = 86_400_000_000_000  # nanoseconds in a day
+
+
 def tod_ns(t: time) -> int:
     """Nanoseconds after midnight of a clock time."""
     return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000_000 + t.microsecond * 1000

@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from quant_assets.market.rules import PRICE_EPS
+from quant_assets.market.rules import DAY_NS, PRICE_EPS
+
+NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
 
 
 @njit(cache=True, nogil=True)
@@ -94,7 +96,7 @@ def book_suspects(
 
 @njit(cache=True, nogil=True)
 def _strictly_increasing(codes, t, n_codes):  # pragma: no cover - jit
-    last = np.full(n_codes, np.iinfo(np.int64).min, np.int64)
+    last = np.full(n_codes, NAT, np.int64)
     for i in range(codes.shape[0]):
         c = codes[i]
         if c < 0 or t[i] <= last[c]:
@@ -115,10 +117,6 @@ def strictly_increasing_per_symbol(codes: np.ndarray, t: np.ndarray, n_codes: in
     )
 
 
-_NAT = np.iinfo(np.int64).min
-_DAY_NS = 86_400_000_000_000
-
-
 @njit(cache=True, nogil=True, parallel=True)
 def _time_flags(
     utc_ns, local_ns, shift, starts, ends, end_included, day, after_day_only, now_ns
@@ -130,11 +128,11 @@ def _time_flags(
     lookup = local_ns.shape[0] == n
     for i in prange(n):
         u = utc_ns[i]
-        if u == _NAT:
+        if u == NAT:
             continue
         local = local_ns[i] if lookup else u + shift
-        d = local // _DAY_NS  # floor division: days before 1970 stay whole
-        tod = local - d * _DAY_NS
+        d = local // DAY_NS  # floor division: days before 1970 stay whole
+        tod = local - d * DAY_NS
         inside = False
         for k in range(starts.shape[0]):
             if tod >= starts[k] and (tod < ends[k] or (end_included[k] and tod == ends[k])):

@@ -20,6 +20,7 @@ from quant_assets.market import rules
 from quant_assets.market.columns import LEVELS
 from quant_assets.market.schemas import CONTRACT, column_types, dtype_schema
 from quant_assets.market.screen_kernels import (
+    NAT,
     book_suspects,
     strictly_increasing_per_symbol,
     time_flags,
@@ -63,8 +64,6 @@ QUARANTINE_COLUMNS = [
     "trading_date",
 ]
 
-_DAY_NS = 86_400_000_000_000
-_NAT = np.iinfo(np.int64).min
 _SESSIONS = rules.session_windows_ns()
 _TS_DTYPE = pd.DatetimeTZDtype("ns", rules.TZ)
 _NULL_TEXT = {"", "nan", "null", "none", "nat", "na", "n/a"}
@@ -449,11 +448,11 @@ def _local_clock(ts: pd.Series) -> np.ndarray | int:
     so when both ends have the same offset the shift is one addition instead of a zone lookup
     per row (a day of ticks; Shanghai has kept UTC+8 since 1991); longer spans take the
     lookup."""
-    utc_ns = ts.array.asi8
-    valid = utc_ns != _NAT
+    utc_ns = _ns(ts)
+    valid = utc_ns != NAT
     if valid.any():
         lo = np.min(utc_ns, where=valid, initial=np.iinfo(np.int64).max)
-        hi = np.max(utc_ns, where=valid, initial=_NAT)
+        hi = np.max(utc_ns, where=valid, initial=NAT)
         first, last = (pd.Timestamp(v, unit="ns", tz="UTC").tz_convert(ts.dt.tz) for v in (lo, hi))
         if last - first < pd.Timedelta(days=1) and first.utcoffset() == last.utcoffset():
             return int(first.utcoffset().total_seconds()) * 1_000_000_000
@@ -482,14 +481,14 @@ def _time_rules(
     order: bool,
 ) -> None:
     ts = ctx.p["ts"]
-    utc_ns = ts.array.asi8
-    valid = utc_ns != _NAT
+    utc_ns = _ns(ts)
+    valid = utc_ns != NAT
     news = ctx.kind == "news"  # news of earlier days may arrive in a later file; never later
     outside, off_day, future = time_flags(
         utc_ns,
         _local_clock(ts),
         _SESSIONS,
-        trading_date.value // _DAY_NS if trading_date is not None else 0,
+        trading_date.value // rules.DAY_NS if trading_date is not None else 0,
         news,
         now.value if now is not None else 0,
     )
@@ -906,9 +905,9 @@ def validate(
     day) enables the price-limit rule for trades and order books; `trading_days` enables the
     calendar rule for bars and, with `listings` (symbol -> list_date) and at least the last
     five trading days, the limits of the first days after listing; `market` other than "CN"
-    skips A-share sessions and limits. Rules
-    that could not run are listed in `.skipped` with the reason. `clean` keeps the input row
-    positions as its index so that a row can be traced back to its file.
+    skips A-share sessions and limits. Rules that could not run are listed in `.skipped` with
+    the reason. `clean` keeps the input row positions as its index so that a row can be traced
+    back to its file.
     """
     if kind not in CONTRACT:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")

@@ -97,16 +97,17 @@ def landing_zone_sensor(context: SensorEvaluationContext, market: MarketDataReso
         fp = fingerprint(root, day)
         if recent.get(key) == fp:
             continue
-        if not is_trading_day(day):
-            context.log.info(f"landing zone: {key} is not a trading day; its files are skipped")
+        if day < TRADING_DAYS.start.date():  # before QUANT_PARTITIONS_START: never ingested
+            # (and possibly before the calendar, which could not say if it is a trading day)
+            context.log.info(f"landing zone: {key} precedes the first daily partition")
             recent[key] = fp  # logged once, again only if its files change
             continue
-        if not TRADING_DAYS.has_partition_key(key):
-            if day < TRADING_DAYS.start.date():  # before QUANT_PARTITIONS_START: never ingested
-                context.log.info(f"landing zone: {key} precedes the first daily partition")
-                recent[key] = fp
-            # otherwise the day has not begun in the partitions' time zone yet: next tick
+        if not is_trading_day(day):
+            context.log.info(f"landing zone: {key} is not a trading day; its files are skipped")
+            recent[key] = fp
             continue
+        if not TRADING_DAYS.has_partition_key(key):
+            continue  # the day has not begun in the partitions' time zone yet: next tick
         if len(requests) >= MAX_RUNS_PER_TICK:
             break
         requests.append(

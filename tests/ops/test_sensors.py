@@ -81,6 +81,7 @@ def test_one_run_per_complete_trading_day_with_its_partition(tmp_path):
     drop(tmp_path, "2024-02-12")  # Spring Festival holiday (a weekday)
     early = previous_trading_day(TRADING_DAYS.start.date()).strftime("%Y-%m-%d")
     drop(tmp_path, early)  # a trading day before the first daily partition
+    drop(tmp_path, "2004-06-01")  # before the calendar itself: skipped, not an error
     result = tick(tmp_path)
     runs = requests(result)
     assert [r.partition_key for r in runs] == ["2024-03-11", "2024-03-12"]  # oldest first
@@ -91,7 +92,14 @@ def test_one_run_per_complete_trading_day_with_its_partition(tmp_path):
     # the skipped days are remembered so that they are not looked at (or logged) every tick
     state = json.loads(result.cursor)
     remembered = {*state["recent"], *state["settled"]}
-    assert remembered == {early, "2024-02-12", "2024-03-11", "2024-03-12", "2024-03-16"}
+    assert remembered == {
+        "2004-06-01",
+        early,
+        "2024-02-12",
+        "2024-03-11",
+        "2024-03-12",
+        "2024-03-16",
+    }
 
 
 def test_an_unchanged_day_is_not_requested_twice(tmp_path):
