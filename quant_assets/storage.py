@@ -12,8 +12,7 @@ from quant_assets.market.tables import (
 from resources.clickhouse import ClickHouseResource, TableSpec
 
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec
-    for spec in [*RAW_TABLES.values(), MINUTE_BARS, ADJUSTMENT_FACTORS, NEWS_ITEMS]
+    spec.name: spec for spec in [*RAW_TABLES.values(), MINUTE_BARS, ADJUSTMENT_FACTORS, NEWS_ITEMS]
 }
 
 

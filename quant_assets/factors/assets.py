@@ -17,7 +17,7 @@ from dagster import (
 
 from quant_assets.calendar import TRADING_DAYS, previous_trading_day
 from quant_assets.factors import alpha158, factor_report
-from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors
+from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors, long_form
 from quant_assets.factors.microstructure import daily_microstructure
 from quant_assets.factors.plots import report_pngs
 from quant_assets.factors.queries import read_factor_panel
@@ -76,12 +76,6 @@ def _store(ch: ClickHouseResource, client, values: pd.DataFrame, day, factor_set
     return ch.replace_partition(client, FACTOR_VALUES, frame, day, factor_set=factor_set)
 
 
-def _long(wide: pd.DataFrame) -> pd.DataFrame:
-    """(date, symbol) x factor -> rows of date, symbol, factor, value."""
-    out = wide.stack(future_stack=True).rename("value").reset_index()
-    return out.rename(columns={out.columns[2]: "factor"})
-
-
 @asset(
     partitions_def=TRADING_DAYS,
     group_name="factors",
@@ -124,7 +118,7 @@ def alpha158_values(context: AssetExecutionContext, clickhouse: ClickHouseResour
         wide = alpha158(
             bars[["date", "symbol", "open", "high", "low", "close", "volume", "vwap"]], start=day
         )
-        values = _long(wide.astype("float64"))
+        values = long_form(wide.astype("float64"))
         rows = _store(clickhouse, client, values, day, "alpha158")
     history = int(raw["date"].nunique())
     stats, checks = _quality_checks(
@@ -159,7 +153,7 @@ def microstructure_values(
         wide = daily_microstructure(
             raw_trades, raw_order_book, day, preclose=bars.set_index("symbol")["preclose"]
         )
-        values = _long(wide.assign(date=day).set_index("date", append=True).swaplevel())
+        values = long_form(wide.assign(date=day).set_index("date", append=True).swaplevel())
         rows = _store(clickhouse, client, values, day, "micro")
     traded = int(raw_trades["symbol"].nunique())
     stats, checks = _quality_checks(values, traded, False, "microstructure_values")

@@ -31,5 +31,10 @@ def compute_daily_factors(adjusted: pd.DataFrame, day: pd.Timestamp) -> pd.DataF
     traded = adjusted[~adjusted["is_suspended"].astype(bool)]
     wide = evaluate_many(list(DAILY_FACTORS.values()), traded, names=list(DAILY_FACTORS), start=day)
     wide = wide[wide.index.get_level_values("date") == day]
-    long = wide.stack(future_stack=True).rename("value").reset_index()
-    return long.rename(columns={long.columns[2]: "factor"})[["date", "symbol", "factor", "value"]]
+    return long_form(wide)[["date", "symbol", "factor", "value"]]
+
+
+def long_form(wide: pd.DataFrame) -> pd.DataFrame:
+    """(date, symbol) x factor -> rows of date, symbol, factor, value."""
+    out = wide.stack(future_stack=True).rename("value").reset_index()
+    return out.rename(columns={out.columns[2]: "factor"})

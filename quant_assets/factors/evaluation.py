@@ -74,7 +74,7 @@ def quantize(factor: pd.Series, quantiles: int = 5) -> pd.Series:
     return pd.Series(out, index=factor.index, name="factor_quantile")
 
 
-def _by_date_corr(a: pd.Series, b: pd.Series) -> pd.Series:
+def by_date_corr(a: pd.Series, b: pd.Series) -> pd.Series:
     """Pearson correlation of a and b within each date."""
     g = a.index.get_level_values("date")
     da = a - a.groupby(g).transform("mean")
@@ -92,7 +92,7 @@ def information_coefficient(data: pd.DataFrame, periods, rank: bool = True) -> p
     out = {}
     for p in periods:
         r = data[p].groupby(g).rank() if rank else data[p]
-        out[p] = _by_date_corr(f, r)
+        out[p] = by_date_corr(f, r)
     frame = pd.DataFrame(out)
     frame.index.name = "date"
     return frame

@@ -240,9 +240,10 @@ def roll_reg(x, n_win, codes):
     """Regression of the window on time positions 1..N (last date = N), NaNs skipped.
 
     ``out[j]`` is statistic ``codes[j]``: 0 slope, 1 R-squared (NaN where the window's std
-    <= 2e-5, as Qlib), 2 residual of the current date; one pass serves all three. Positions are summed relative to an anchor date, so their sums are
-    small exact integers. Qlib does not treat +-inf as missing here: a window holding one is
-    evaluated directly by ``kernels.reg_window`` (same arithmetic as the reference kernel)."""
+    <= 2e-5, as Qlib), 2 residual of the current date; one pass serves all three. Positions
+    are summed relative to an anchor date, so their sums are small exact integers. Qlib does
+    not treat +-inf as missing here: a window holding one is evaluated directly by
+    ``_reg_window`` (same arithmetic as the reference kernel)."""
     S, T = x.shape
     out = np.empty((len(codes), S, T))
     for s in prange(S):

@@ -6,41 +6,30 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from quant_assets.factors.evaluation import by_date_corr
+
 
 def rank_ic_table(features: pd.DataFrame, label: pd.Series, min_names: int = 10) -> pd.DataFrame:
     """Spearman rank IC of every feature column with `label` on each date (dates x factors).
 
     Pairs are complete per factor (a symbol missing the factor or the label is left out of that
     factor's ranks), as alphalens does; dates with fewer than `min_names` pairs give NaN.
-    Vectorised per factor with grouped sums instead of a per-date Python loop.
+    Vectorised per factor with grouped sums (`evaluation.by_date_corr`) instead of a per-date
+    Python loop.
     """
     y = label.reindex(features.index)
     dates = features.index.get_level_values("date")
     out = {}
     for name in features.columns:
         x = features[name]
-        ok = x.notna().to_numpy() & y.notna().to_numpy() & np.isfinite(x.to_numpy(dtype=float))
+        ok = y.notna().to_numpy() & np.isfinite(x.to_numpy(dtype=float))
         if not ok.any():
             out[name] = pd.Series(dtype=float)
             continue
         frame = pd.DataFrame({"x": x[ok].to_numpy(), "y": y[ok].to_numpy()}, index=dates[ok])
         ranks = frame.groupby(level=0).rank()
-        g = ranks.groupby(level=0)
-        centred = ranks - g.transform("mean")
-        sums = (
-            pd.DataFrame(
-                {
-                    "xy": centred["x"] * centred["y"],
-                    "xx": centred["x"] ** 2,
-                    "yy": centred["y"] ** 2,
-                }
-            )
-            .groupby(level=0)
-            .sum()
-        )
-        n = g.size()
-        ic = sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])
-        out[name] = ic.where((n >= min_names) & (sums["xx"] > 0) & (sums["yy"] > 0))
+        ic = by_date_corr(ranks["x"], ranks["y"])
+        out[name] = ic.where(ranks.groupby(level=0).size() >= min_names)
     table = pd.DataFrame(out)
     table.index.name = "date"
     return table

@@ -56,12 +56,13 @@ def lgbm_model(
             "SELECT factor FROM {db}.factor_screening WHERE date = %(d)s AND active",
             {"d": day.date()},
         )["factor"].tolist()
-        features = read_factor_panel(clickhouse, client, start, day)
+        if not active:
+            context.log.warning("no active factors on the day; training on the daily factor set")
+            active = list(DAILY_FACTORS)
+        active = sorted(active)
+        features = read_factor_panel(clickhouse, client, start, day, factors=active)
         bars = read_daily_bars(clickhouse, client, start, day)
-    if not active:
-        context.log.warning("no active factors on the day; training on the daily factor set")
-        active = list(DAILY_FACTORS)
-    features = features.reindex(columns=sorted(active))
+    features = features.reindex(columns=active)
     if features.empty or bars.empty:
         raise Failure(f"no factors or bars stored between {start.date()} and {day.date()}")
     X, y = training_frame(features, next_day_labels(adjusted_bars(bars)), day)
@@ -112,8 +113,9 @@ def predictions(
     model_uri = find_daily_model(mlflow_tracking.setup(), context.partition_key)
     model = mlflow.lightgbm.load_model(model_uri)
     with clickhouse.client() as client:
-        features = read_factor_panel(clickhouse, client, day, day)
-        features = features.reindex(columns=list(model.feature_name_))
+        names = list(model.feature_name_)
+        features = read_factor_panel(clickhouse, client, day, day, factors=names)
+        features = features.reindex(columns=names)
         scores = pd.Series(model.predict(features), index=features.index, name="score")
         frame = scores.reset_index().assign(model_uri=model_uri)
         rows = clickhouse.replace_partition(client, PREDICTIONS, frame, day)
