@@ -101,8 +101,8 @@ def generate(n_stocks: int, folder: Path) -> None:
     import pandas as pd
 
     from quant_assets.calendar import trading_days
-    from quant_assets.market.landing import write_landing_file
-    from quant_assets.market.simulated import SimulatedMarket
+    from quant_assets.market.sources.landing import write_landing_file
+    from quant_assets.market.sources.simulated import SimulatedMarket
 
     t0 = time.perf_counter()
     days = trading_days(pd.Timestamp(DAY) - pd.Timedelta(days=10), pd.Timestamp(DAY))
@@ -117,7 +117,7 @@ def generate(n_stocks: int, folder: Path) -> None:
 
 def _peer_table(database: str) -> str:
     """RAW_ORDER_BOOK's 42 contract columns (no `date`), same types, codecs and sort key."""
-    from quant_assets.market.tables import RAW_ORDER_BOOK
+    from quant_assets.market.contract.tables import RAW_ORDER_BOOK
 
     cols = ",\n  ".join(f"`{c}` {t}" for c, t in RAW_ORDER_BOOK.columns.items() if c != "date")
     return (
@@ -130,11 +130,11 @@ def measure(folder: Path, repeat: int) -> None:
     """Child 2: `repeat` times, read, validate and insert the landing file, then the peer."""
     import pandas as pd
 
-    from quant_assets.market.columns import ORDER_BOOK
-    from quant_assets.market.ingest import clean_rows, quarantine_rows
-    from quant_assets.market.landing import landing_path, read_landing_file
-    from quant_assets.market.tables import QUARANTINE, RAW_ORDER_BOOK
+    from quant_assets.market.contract.columns import ORDER_BOOK
+    from quant_assets.market.contract.tables import QUARANTINE, RAW_ORDER_BOOK
+    from quant_assets.market.sources.landing import landing_path, read_landing_file
     from quant_assets.market.validation import validate
+    from quant_assets.market.validation.ingest import clean_rows, quarantine_rows
     from resources.clickhouse import ClickHouseResource
 
     day = pd.Timestamp(DAY)

@@ -10,12 +10,12 @@ from dagster import (
     multiprocess_executor,
 )
 
+from quant_assets.automation.jobs import daily_pipeline, history_load, market_ingest
+from quant_assets.automation.schedules import daily_after_close
+from quant_assets.automation.sensors import landing_zone_sensor
 from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets
 from quant_assets.models import assets as model_assets
-from quant_assets.ops.jobs import daily_pipeline, history_load, market_ingest
-from quant_assets.ops.schedules import daily_after_close
-from quant_assets.ops.sensors import landing_zone_sensor
 from quant_assets.reports import assets as report_assets
 from quant_assets.storage import ClickHouseTableIOManager
 from quant_assets.strategy import assets as strategy_assets

@@ -3,7 +3,7 @@
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from quant_assets.market.tables import (
+from quant_assets.market.contract.tables import (
     ADJUSTMENT_FACTORS,
     MINUTE_BARS,
     NEWS_ITEMS,

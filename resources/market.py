@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 @lru_cache(maxsize=4)
 def _simulated(seed: int, n_symbols: int, start: str, end: str, snapshot_seconds: int):
     from quant_assets.calendar import trading_days
-    from quant_assets.market.simulated import SimulatedMarket
+    from quant_assets.market.sources.simulated import SimulatedMarket
 
     return SimulatedMarket(
         trading_days(start, end),
@@ -70,14 +70,14 @@ class MarketDataResource(ConfigurableResource):
         """Reference data of every symbol (UNIVERSE columns)."""
         if self.source == "simulated":
             return self.simulated().universe()
-        from quant_assets.market.landing import read_reference_universe
+        from quant_assets.market.sources.landing import read_reference_universe
 
         return read_reference_universe(Path(self.landing_dir))
 
     def land(self, kind: str, day: pd.Timestamp) -> Path:
         """The landing file of `kind` for `day`. If it is missing, the simulated vendor writes it,
         or baostock's bars are fetched into it; a landing zone without it is an error."""
-        from quant_assets.market.landing import find_landing_file, write_landing_file
+        from quant_assets.market.sources.landing import find_landing_file, write_landing_file
         from quant_assets.market.validation import IngestError
 
         root = Path(self.landing_dir)
@@ -87,7 +87,7 @@ class MarketDataResource(ConfigurableResource):
         if self.source == "baostock" and kind == "bars":
             from dagster import get_dagster_logger
 
-            from quant_assets.market.vendor_baostock import fetch_daily_bars
+            from quant_assets.market.sources.vendor_baostock import fetch_daily_bars
 
             symbols = self.universe()["symbol"]
             frame = fetch_daily_bars(day, symbols, progress=get_dagster_logger().info)

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from dagster import RunRequest, SkipReason, build_schedule_context
 
+from quant_assets.automation.schedules import daily_after_close
 from quant_assets.definitions import defs
-from quant_assets.ops.schedules import daily_after_close
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -1,7 +1,7 @@
 """Microstructure and liquidity factors from one day's tick trades and order-book snapshots.
 
 `daily_microstructure` turns a day's TRADES and ORDER_BOOK frames (all symbols; the contracts
-of `quant_assets.market.columns`) into one row of factors per symbol. The individual factors
+of `quant_assets.market.contract.columns`) into one row of factors per symbol. The individual factors
 are pure functions in `microstructure_book` (imbalance, spreads, depth, OFI, realised moments)
 and `microstructure_trades` (effective spread, activity, Amihud, Kyle's lambda, closing
 auction), re-exported here; each documents its formula and units.

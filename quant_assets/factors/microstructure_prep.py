@@ -1,6 +1,6 @@
 """Preparation shared by the microstructure factors: one day's trades and book as sorted arrays.
 
-The raw TRADES / ORDER_BOOK frames (see `quant_assets.market.columns`) are reduced once to flat
+The raw TRADES / ORDER_BOOK frames (see `quant_assets.market.contract.columns`) are reduced once to flat
 numpy arrays sorted by (symbol code, time of day), so that every factor is a vectorised
 reduction over segments (``np.bincount`` on the symbol code) instead of a groupby. Times are
 integer nanoseconds after local (Asia/Shanghai) midnight of the trading day.
@@ -14,7 +14,7 @@ from datetime import date as _date
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import columns as C
+from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import AFTERNOON, DAY_NS, MORNING, TZ, tod_ns
 
 DateLike = str | _date | pd.Timestamp | np.datetime64  # a trading day (datetimes are normalised)

@@ -21,8 +21,15 @@ from dagster import (
 )
 
 from quant_assets.calendar import TRADING_DAYS, previous_trading_day, trading_days
-from quant_assets.market.dagster_types import contract_type
-from quant_assets.market.ingest import clean_rows, ingest_file, quarantine_rows
+from quant_assets.market.contract.dagster_types import contract_type
+from quant_assets.market.contract.tables import (
+    ADJUSTMENT_FACTORS,
+    MINUTE_BARS,
+    NEWS_ITEMS,
+    QUARANTINE,
+    RAW_TABLES,
+    UNIVERSE_DAILY,
+)
 from quant_assets.market.normalise import (
     adjustment_factors as action_factors,
 )
@@ -33,15 +40,8 @@ from quant_assets.market.normalise import (
     trades_to_minute_bars,
 )
 from quant_assets.market.queries import read_daily_bars
-from quant_assets.market.tables import (
-    ADJUSTMENT_FACTORS,
-    MINUTE_BARS,
-    NEWS_ITEMS,
-    QUARANTINE,
-    RAW_TABLES,
-    UNIVERSE_DAILY,
-)
 from quant_assets.market.validation import IngestError
+from quant_assets.market.validation.ingest import clean_rows, ingest_file, quarantine_rows
 from resources.clickhouse import ClickHouseResource
 from resources.market import MarketDataResource
 

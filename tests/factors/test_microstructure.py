@@ -16,10 +16,10 @@ from quant_assets.factors.microstructure import (
     order_book_imbalance,
     realized_moments,
 )
-from quant_assets.market import columns as C
-from quant_assets.market import real_data as R
+from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import TZ
-from quant_assets.market.simulated import SimulatedMarket
+from quant_assets.market.sources import real_data as R
+from quant_assets.market.sources.simulated import SimulatedMarket
 
 DAY = "2024-01-03"
 

@@ -7,7 +7,7 @@ import pytest
 
 from quant_assets.factors import evaluate_expression, factor_report
 from quant_assets.market.queries import adjusted_bars
-from quant_assets.market.simulated import SimulatedMarket
+from quant_assets.market.sources.simulated import SimulatedMarket
 
 
 @pytest.fixture(scope="module")

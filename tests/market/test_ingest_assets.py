@@ -29,13 +29,13 @@ from dagster import (
 
 from quant_assets.calendar import trading_days
 from quant_assets.market import assets as market_assets
-from quant_assets.market import real_data as R
 from quant_assets.market import rules
-from quant_assets.market.columns import BARS
-from quant_assets.market.landing import landing_path, write_landing_file
+from quant_assets.market.contract.columns import BARS
 from quant_assets.market.normalise import trades_to_daily_bars
-from quant_assets.market.simulated import SimulatedMarket
-from quant_assets.market.vendor_baostock import baostock_to_symbol
+from quant_assets.market.sources import real_data as R
+from quant_assets.market.sources.landing import landing_path, write_landing_file
+from quant_assets.market.sources.simulated import SimulatedMarket
+from quant_assets.market.sources.vendor_baostock import baostock_to_symbol
 from quant_assets.storage import ClickHouseTableIOManager
 from resources import ClickHouseResource, MarketDataResource
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.market.landing import (
+from quant_assets.market.sources.landing import (
     FORMATS,
     available_days,
     complete_days,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.market import columns as C
+from quant_assets.market.contract import columns as C
 from quant_assets.market.normalise import (
     adjust_prices,
     adjustment_factors,

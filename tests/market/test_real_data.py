@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.market import real_data as R
 from quant_assets.market import rules
+from quant_assets.market.contract.schemas import BarsSchema, OrderBookSchema, TradesSchema
 from quant_assets.market.normalise import (
     adjust_prices,
     adjustment_factors,
@@ -18,7 +18,7 @@ from quant_assets.market.normalise import (
     trades_to_daily_bars,
     trades_to_minute_bars,
 )
-from quant_assets.market.schemas import BarsSchema, OrderBookSchema, TradesSchema
+from quant_assets.market.sources import real_data as R
 from quant_assets.market.validation import text_problems, validate
 
 

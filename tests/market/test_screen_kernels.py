@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from quant_assets.market import rules
-from quant_assets.market.screen_kernels import (
+from quant_assets.market.validation.screen_kernels import (
     book_suspects,
     strictly_increasing_per_symbol,
     time_flags,

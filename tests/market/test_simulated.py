@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.market import columns as C
+from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import (
     TZ,
     board_of,
@@ -15,7 +15,7 @@ from quant_assets.market.rules import (
     price_limits,
     round_price,
 )
-from quant_assets.market.simulated import (
+from quant_assets.market.sources.simulated import (
     IMBALANCE_SCALE,
     REVERSAL_SCALE,
     AlphaStrengths,
@@ -483,7 +483,7 @@ def test_non_trading_days_raise(market):
 
 
 def test_frames_have_the_contract_dtypes(market):
-    from quant_assets.market.schemas import dtype_schema
+    from quant_assets.market.contract.schemas import dtype_schema
 
     day = market.trading_days[2]
     actions = pd.concat([market.corporate_actions(d) for d in market.trading_days])

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.market import columns as C
-from quant_assets.market.schemas import SCHEMAS
+from quant_assets.market.contract import columns as C
+from quant_assets.market.contract.schemas import SCHEMAS
 from quant_assets.market.validation import (
     QUARANTINE_COLUMNS,
     RULES,

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_assets.market import real_data as R
-from quant_assets.market.landing import read_landing_file, write_landing_file
-from quant_assets.market.validation import IngestError, validate
-from quant_assets.market.vendor_baostock import (
+from quant_assets.market.sources import real_data as R
+from quant_assets.market.sources.landing import read_landing_file, write_landing_file
+from quant_assets.market.sources.vendor_baostock import (
     baostock_to_symbol,
     bars_from_baostock,
     fetch_daily_bars,
     symbol_to_baostock,
 )
+from quant_assets.market.validation import IngestError, validate
 from resources.market import MarketDataResource
 
 DAY = "2022-05-27"  # two suspended rows with empty volume/amount, one ST row

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
+from quant_assets.automation.jobs import history_load
 from quant_assets.calendar import next_trading_day, trading_days
 from quant_assets.definitions import defs
 from quant_assets.factors.daily_set import DAILY_FACTORS
-from quant_assets.ops.jobs import history_load
 from quant_assets.storage import ClickHouseTableIOManager
 from resources import ClickHouseResource, MarketDataResource, MLflowResource
 

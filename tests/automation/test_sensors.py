@@ -18,16 +18,16 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from quant_assets.calendar import TRADING_DAYS, previous_trading_day, trading_days
-from quant_assets.market import assets as market_assets
-from quant_assets.market.landing import LANDING_KINDS, landing_path, write_landing_file
-from quant_assets.market.simulated import SimulatedMarket
-from quant_assets.ops.sensors import (
+from quant_assets.automation.sensors import (
     FINGERPRINT_TAG,
     LOOKBACK_DAYS,
     landing_zone_sensor,
     market_ingest,
 )
+from quant_assets.calendar import TRADING_DAYS, previous_trading_day, trading_days
+from quant_assets.market import assets as market_assets
+from quant_assets.market.sources.landing import LANDING_KINDS, landing_path, write_landing_file
+from quant_assets.market.sources.simulated import SimulatedMarket
 from quant_assets.storage import ClickHouseTableIOManager
 from resources.clickhouse import ClickHouseResource
 from resources.market import MarketDataResource

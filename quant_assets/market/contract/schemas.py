@@ -13,7 +13,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from quant_assets.market import columns as C
+from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import BOARDS, TZ
 
 # `ts` is exchange-local time with nanosecond resolution (pandas 3 would otherwise infer µs).

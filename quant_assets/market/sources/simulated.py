@@ -28,17 +28,17 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import columns as C
-from quant_assets.market import sim_text
+from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import LOT_SIZE, TZ, price_limits, round_price
-from quant_assets.market.sim_intraday import (
+from quant_assets.market.sources import sim_text
+from quant_assets.market.sources.sim_intraday import (
     DayTrades,
     aggregate,
     simulate_book,
     simulate_trades,
     snapshot_times,
 )
-from quant_assets.market.sim_universe import build_universe
+from quant_assets.market.sources.sim_universe import build_universe
 
 # Independent random streams; every generator is seeded by [seed, stream, ...].
 _UNIVERSE, _DAY, _INTRADAY, _BOOK = range(4)

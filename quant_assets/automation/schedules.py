@@ -2,9 +2,9 @@
 
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
+from quant_assets.automation.jobs import daily_pipeline
 from quant_assets.calendar import is_trading_day
 from quant_assets.market.rules import TZ
-from quant_assets.ops.jobs import daily_pipeline
 
 
 @schedule(cron_schedule="30 17 * * 1-5", execution_timezone=TZ, job=daily_pipeline)

@@ -6,7 +6,7 @@ import pandas as pd
 import pandera.pandas as pa
 from dagster import DagsterType, TableColumn, TableSchema, TypeCheck
 
-from quant_assets.market.schemas import SCHEMAS, dtype_schema
+from quant_assets.market.contract.schemas import SCHEMAS, dtype_schema
 
 
 def _table_schema(kind: str) -> TableSchema:

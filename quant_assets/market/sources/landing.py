@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quant_assets.market.schemas import CONTRACT, column_types
+from quant_assets.market.contract.schemas import CONTRACT, column_types
 from quant_assets.market.validation import IngestError, parse_column
 
 LANDING_KINDS = ("bars", "trades", "order_book", "news", "corporate_actions")

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.market import rules
-from quant_assets.market.columns import LEVELS
-from quant_assets.market.schemas import CONTRACT, column_types, dtype_schema
-from quant_assets.market.screen_kernels import (
+from quant_assets.market.contract.columns import LEVELS
+from quant_assets.market.contract.schemas import CONTRACT, column_types, dtype_schema
+from quant_assets.market.validation.screen_kernels import (
     NAT,
     book_suspects,
     strictly_increasing_per_symbol,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import columns as C
+from quant_assets.market.contract import columns as C
 
 DAILY_FIELDS = (
     "date,code,open,high,low,close,preclose,volume,amount,adjustflag,turn,tradestatus,pctChg,isST"

@@ -28,9 +28,9 @@ from dagster import (
     sensor,
 )
 
+from quant_assets.automation.jobs import market_ingest
 from quant_assets.calendar import TRADING_DAYS, is_trading_day
-from quant_assets.market.landing import FORMATS, LANDING_KINDS, complete_days, landing_path
-from quant_assets.ops.jobs import market_ingest
+from quant_assets.market.sources.landing import FORMATS, LANDING_KINDS, complete_days, landing_path
 from resources.market import MarketDataResource
 
 LOOKBACK_DAYS = 14  # calendar days in which a re-delivered file triggers a new run

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from quant_assets.market.columns import BARS
-from quant_assets.market.landing import read_landing_file
-from quant_assets.market.schemas import CONTRACT
-from quant_assets.market.tables import QUARANTINE
+from quant_assets.market.contract.columns import BARS
+from quant_assets.market.contract.schemas import CONTRACT
+from quant_assets.market.contract.tables import QUARANTINE
+from quant_assets.market.sources.landing import read_landing_file
 from quant_assets.market.validation import ValidationResult, validate
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import columns as C
-from quant_assets.market import sim_text
+from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import board_of, limit_pct
+from quant_assets.market.sources import sim_text
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import columns as C
 from quant_assets.market import rules
-from quant_assets.market.vendor_baostock import bars_from_baostock
+from quant_assets.market.contract import columns as C
+from quant_assets.market.sources.vendor_baostock import bars_from_baostock
 
 DATA_ROOT = Path(
     os.environ.get(
-        "QUANT_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
+        "QUANT_SHARED_DATA", Path(__file__).resolve().parents[3].parent / "shared" / "data"
     )
 )
 
