@@ -4,6 +4,9 @@ Pure functions over DataFrames; ``factor_report`` composes them. Definitions fol
 alphalens(-reloaded) so numbers compare one to one:
 - forward return over N periods: ``prices.ffill().pct_change(N).shift(-N)`` on the price
   index, taken at the factor dates (``compute_forward_returns``);
+- outliers: a forward return more than ``filter_zscore`` (default 20) standard deviations
+  (ddof=1) from its mean is set to NaN, the mean and std being taken per symbol over the
+  factor dates, per period (``compute_forward_returns``' filter; see ``filter_outliers``);
 - rows with a non-finite factor or any missing forward return are dropped
   (``get_clean_factor``);
 - quantiles: ``pd.qcut(factor, quantiles, labels=False) + 1`` per date (``quantize_factor``);
@@ -31,22 +34,48 @@ def forward_returns(prices: pd.DataFrame, periods=(1, 5, 10)) -> dict[int, pd.Da
     return {p: filled.pct_change(periods=p).shift(-p) for p in sorted(periods)}
 
 
+def filter_outliers(returns: pd.DataFrame, filter_zscore: float | None = 20.0) -> pd.DataFrame:
+    """``returns`` (wide date x symbol) with values more than ``filter_zscore`` standard
+    deviations from their mean set to NaN; mean and std (ddof=1, NaNs skipped) are per symbol
+    (column), over the dates (rows) given. alphalens' ``compute_forward_returns`` filter, which
+    it applies to each period's forward returns at the factor dates. ``None``: no filter.
+
+    The statistics use the whole window, so the filter looks ahead; and with n dates no value
+    can be more than (n - 1) / sqrt(n) standard deviations out, so the default 20 can only
+    fire on symbols with at least 402 forward returns."""
+    if filter_zscore is None:
+        return returns
+    outlier = (returns - returns.mean()).abs() > filter_zscore * returns.std()
+    return returns.mask(outlier)
+
+
 def clean_factor_data(
-    factor: pd.Series, prices: pd.DataFrame, periods=(1, 5, 10), quantiles: int = 5
+    factor: pd.Series,
+    prices: pd.DataFrame,
+    periods=(1, 5, 10),
+    quantiles: int = 5,
+    filter_zscore: float | None = 20.0,
 ) -> pd.DataFrame:
     """alphalens' ``get_clean_factor_and_forward_returns`` table: one row per (date, asset)
-    with columns ``factor``, one forward-return column per period and ``factor_quantile``."""
+    with columns ``factor``, one forward-return column per period and ``factor_quantile``.
+
+    Forward returns are outlier-filtered (``filter_outliers``) over the dates of ``factor``'s
+    index found in ``prices`` (including dates whose factor values are all NaN, as alphalens
+    does), before rows with a missing forward return for any period are dropped."""
     factor = factor.rename("factor")
     factor.index = factor.index.set_names(["date", "asset"])
+    factor_dates = pd.Index(factor.index.get_level_values("date").unique())
+    factor_dates = prices.index[prices.index.isin(factor_dates)]
     factor = factor[np.isfinite(factor.astype(float))]
     fwd = forward_returns(prices, periods)
     dates = factor.index.get_level_values("date")
     assets = factor.index.get_level_values("asset")
     data = pd.DataFrame({"factor": factor.to_numpy(dtype=float)}, index=factor.index)
-    rows = prices.index.get_indexer(dates)
+    rows = factor_dates.get_indexer(dates)
     cols = prices.columns.get_indexer(assets)
     ok = (rows >= 0) & (cols >= 0)
     for p, table in fwd.items():
+        table = filter_outliers(table.loc[factor_dates], filter_zscore)
         values = np.full(len(data), np.nan)
         values[ok] = table.to_numpy(dtype=float)[rows[ok], cols[ok]]
         data[p] = values
@@ -230,12 +259,21 @@ def factor_report(
     periods=(1, 5, 10),
     quantiles: int = 5,
     demeaned: bool = True,
+    filter_zscore: float | None = 20.0,
 ) -> FactorReport:
     """Evaluate a factor (Series on (date, symbol)) against wide close ``prices``.
 
+    ``filter_zscore``: as alphalens' ``get_clean_factor_and_forward_returns``, each period's
+    forward returns more than ``filter_zscore`` standard deviations (ddof=1) from their mean,
+    mean and std taken per symbol over the factor dates, are set to NaN, and rows with any
+    missing forward return are then dropped before IC, quantile returns and turnover. It
+    catches bad prints (a price off by 1000x) once a symbol has enough dates: with n dates no
+    return is more than (n - 1) / sqrt(n) std out, so 20 needs at least 402 dates. The statistics
+    use the whole window (look-ahead). ``None`` disables it. ``ic_decay`` is not filtered.
+
     Columns named by period are integers (alphalens labels them '1D', '5D', ...)."""
     periods = tuple(sorted(int(p) for p in periods))
-    data = clean_factor_data(factor, prices, periods, quantiles)
+    data = clean_factor_data(factor, prices, periods, quantiles, filter_zscore=filter_zscore)
     ic = information_coefficient(data, periods, rank=False)
     rank_ic = information_coefficient(data, periods, rank=True)
     by_date = quantile_returns_by_date(data, periods, demeaned=demeaned)

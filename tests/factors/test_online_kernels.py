@@ -1,5 +1,6 @@
-"""The O(1)-per-step kernels against the direct O(N) reference kernels, and the symbol-chunked
-threaded evaluation against the single-chunk one."""
+"""The O(1)-per-step kernels against direct O(N) reference kernels (``reference_kernels.py``
+here; the package's ``roll_moment`` for variance), and the symbol-chunked threaded evaluation
+against the single-chunk one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from quant_assets.factors import evaluate_many
 from quant_assets.factors import kernels as K
 from quant_assets.factors import kernels_online as KO
+from tests.factors import reference_kernels as R
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def test_pair(panel, n):
     y = np.log(np.abs(np.roll(panel, 3, axis=1)) + 1)
     y[2, 700:800] = 3.0
     for kind in (0, 1):
-        close(KO.roll_pair(panel, y, n, kind), K.roll_pair(panel, y, n, kind))
+        close(KO.roll_pair(panel, y, n, kind), R.roll_pair(panel, y, n, kind))
 
 
 @pytest.mark.parametrize("n", WINDOWS)
@@ -56,7 +58,7 @@ def test_regression(panel, n):
     x[1, 1000] = np.inf  # an infinity is a value for Qlib's regressions
     out = KO.roll_reg(x, n, np.array([0.0, 1.0, 2.0]))
     for j in range(3):
-        close(out[j], K.roll_reg(x, n, j))
+        close(out[j], R.roll_reg(x, n, j))
 
 
 @pytest.mark.parametrize("n", WINDOWS)
@@ -65,12 +67,12 @@ def test_extremes_and_sorted(panel, n):
     hi = KO.roll_extreme(panel, n, True, first, np.array([0.0, 1.0]))
     lo = KO.roll_extreme(panel, n, False, first, np.array([0.0, 1.0]))
     for j, (a, b) in enumerate(((hi[0], 0), (lo[0], 1), (hi[1], 2), (lo[1], 3))):
-        close(a, K.roll_extreme(panel, n, b, first))
+        close(a, R.roll_extreme(panel, n, b, first))
         assert j < 4
     srt = KO.roll_sorted(panel, n, np.array([0.2, 0.8, -1.0]))
-    close(srt[0], K.roll_sorted(panel, n, 0, 0.2))
-    close(srt[1], K.roll_sorted(panel, n, 0, 0.8))
-    close(srt[2], K.roll_sorted(panel, n, 1, 0.0))
+    close(srt[0], R.roll_sorted(panel, n, 0, 0.2))
+    close(srt[1], R.roll_sorted(panel, n, 0, 0.8))
+    close(srt[2], R.roll_sorted(panel, n, 1, 0.0))
 
 
 def test_threaded_chunks_match_one_chunk(synth):
