@@ -35,14 +35,13 @@ BARS = [
 # trade_id is unique and increasing per (symbol, trading day).
 TRADES = ["ts", "symbol", "trade_id", "price", "volume", "side"]
 
-# 10-level order-book snapshots: ts, symbol, then per level bid price/size and ask price/size.
-ORDER_BOOK = (
-    ["ts", "symbol"]
-    + [f"bid_px_{i}" for i in range(1, LEVELS + 1)]
-    + [f"bid_sz_{i}" for i in range(1, LEVELS + 1)]
-    + [f"ask_px_{i}" for i in range(1, LEVELS + 1)]
-    + [f"ask_sz_{i}" for i in range(1, LEVELS + 1)]
-)
+# 10-level order-book snapshots: ts, symbol, then the bid prices of levels 1..10, the bid
+# sizes, the ask prices and the ask sizes. Level 1 is the best price of its side.
+BID_PX = [f"bid_px_{i}" for i in range(1, LEVELS + 1)]
+BID_SZ = [f"bid_sz_{i}" for i in range(1, LEVELS + 1)]
+ASK_PX = [f"ask_px_{i}" for i in range(1, LEVELS + 1)]
+ASK_SZ = [f"ask_sz_{i}" for i in range(1, LEVELS + 1)]
+ORDER_BOOK = ["ts", "symbol", *BID_PX, *BID_SZ, *ASK_PX, *ASK_SZ]
 
 # News items as published (any time of day, weekends included); `sentiment` in [-1, 1] is
 # optional (vendors that do not score news leave it NaN).

@@ -1,15 +1,20 @@
-"""Validation of landing files: parsing to the contract, row rules, quarantine assembly."""
+"""Validation of landing files: parsing to the contract, row rules, quarantine assembly.
+
+`core.validate()` is the entry point; `parsing` holds the dtype parsing, `flags` the rule names
+and the hits the rules write, `rules_*` the rules (shared ones, time, price limits, one module
+per kind) and `quarantine` the quarantine's shape. `ingest` (one landing file end to end) is not
+imported here: it reads files through `sources.landing`, which imports this package.
+"""
 
 from quant_assets.market.validation.core import (
     KINDS,
-    QUARANTINE_COLUMNS,
     RULES,
     IngestError,
     ValidationResult,
-    parse_column,
-    text_problems,
     validate,
 )
+from quant_assets.market.validation.parsing import parse_column, text_problems
+from quant_assets.market.validation.quarantine import QUARANTINE_COLUMNS
 
 __all__ = [
     "KINDS",

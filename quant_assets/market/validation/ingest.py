@@ -8,9 +8,9 @@ import pandas as pd
 
 from quant_assets.market.contract.columns import BARS
 from quant_assets.market.contract.schemas import CONTRACT
-from quant_assets.market.contract.tables import QUARANTINE
 from quant_assets.market.sources.landing import read_landing_file
 from quant_assets.market.validation import ValidationResult, validate
+from quant_assets.market.validation.quarantine import table_rows
 
 
 def ingest_file(
@@ -47,7 +47,4 @@ def clean_rows(result: ValidationResult) -> pd.DataFrame:
 
 def quarantine_rows(result: ValidationResult, day: pd.Timestamp) -> pd.DataFrame:
     """Quarantine rows in the QUARANTINE table's shape for the (day, kind) partition."""
-    q = result.quarantine.assign(date=day, kind=result.kind)
-    q["symbol"] = q["symbol"].fillna("").astype(str)
-    q["source_file"] = q["source_file"].fillna("").astype(str)
-    return q[list(QUARANTINE.columns)].reset_index(drop=True)
+    return table_rows(result.quarantine, result.kind, day)

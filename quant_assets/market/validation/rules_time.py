@@ -1,0 +1,132 @@
+"""Rules on time: sessions, the file's trading date, `now`, the calendar and per-symbol order.
+
+Timestamps are compared as int64 nanoseconds; the session and day tests of a whole frame run
+in one numba pass (`screen_kernels.time_flags`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from quant_assets.market import rules
+from quant_assets.market.validation.flags import Ctx, value_detail
+from quant_assets.market.validation.screen_kernels import (
+    NAT,
+    strictly_increasing_per_symbol,
+    time_flags,
+)
+
+_SESSIONS = rules.session_windows_ns()
+
+
+def ns(ts: pd.Series) -> np.ndarray:
+    """int64 nanoseconds of a datetime Series (NaT -> int64 min)."""
+    return ts.array.asi8
+
+
+def _local_clock(ts: pd.Series) -> np.ndarray | int:
+    """Wall-clock time of a tz-aware Series: one offset in ns to add to every row, or the
+    local ns of each row. Within a day's span no zone changes its offset and changes it back,
+    so when both ends have the same offset the shift is one addition instead of a zone lookup
+    per row (a day of ticks; Shanghai has kept UTC+8 since 1991); longer spans take the
+    lookup."""
+    utc_ns = ns(ts)
+    valid = utc_ns != NAT
+    if valid.any():
+        lo = np.min(utc_ns, where=valid, initial=np.iinfo(np.int64).max)
+        hi = np.max(utc_ns, where=valid, initial=NAT)
+        first, last = (pd.Timestamp(v, unit="ns", tz="UTC").tz_convert(ts.dt.tz) for v in (lo, hi))
+        if last - first < pd.Timedelta(days=1) and first.utcoffset() == last.utcoffset():
+            return int(first.utcoffset().total_seconds()) * 1_000_000_000
+    return ts.dt.tz_localize(None).array.asi8
+
+
+def out_of_order(ctx: Ctx, t: np.ndarray, valid: np.ndarray, what: str) -> None:
+    """Flag rows earlier than the running maximum of their symbol (file order)."""
+    if strictly_increasing_per_symbol(ctx.codes, t, len(ctx.uniques)):
+        ctx.flags.passed("out_of_order")
+        return
+    ok = valid & (ctx.codes >= 0)
+    mask = np.zeros(len(t), bool)
+    if ok.any():
+        tv = pd.Series(t[ok])
+        cm = tv.groupby(ctx.codes[ok]).cummax().to_numpy()
+        mask[ok] = tv.to_numpy() < cm
+    ctx.flags.add("out_of_order", mask, f"{what} earlier than a previous row of the symbol")
+
+
+def time_rules(
+    ctx: Ctx,
+    trading_date: pd.Timestamp | None,
+    now: pd.Timestamp | None,
+    sessions: bool,
+    order: bool,
+) -> None:
+    """Rules on the `ts` column: sessions (A-shares only), trading date, future, order."""
+    ts = ctx.p["ts"]
+    utc_ns = ns(ts)
+    valid = utc_ns != NAT
+    news = ctx.kind == "news"  # news of earlier days may arrive in a later file; never later
+    outside, off_day, future = time_flags(
+        utc_ns,
+        _local_clock(ts),
+        _SESSIONS,
+        trading_date.value // rules.DAY_NS if trading_date is not None else 0,
+        news,
+        now.value if now is not None else 0,
+    )
+    if sessions and ctx.market == "CN":
+        ctx.flags.add("outside_session", outside, value_detail(ts, "outside the sessions"))
+    elif sessions:
+        ctx.skipped["outside_session"] = f"market {ctx.market}: A-share sessions do not apply"
+    if trading_date is not None:
+        what = "published after" if news else "not on"
+        ctx.flags.add(
+            "not_on_trading_date", off_day, value_detail(ts, f"{what} {trading_date.date()}")
+        )
+    else:
+        ctx.skipped["not_on_trading_date"] = "no trading_date given"
+    if now is not None:
+        ctx.flags.add("in_future", future, value_detail(ts, f"after now={now}"))
+    else:
+        ctx.skipped["in_future"] = "no now given"
+    if order:
+        out_of_order(ctx, utc_ns, valid, "ts")
+
+
+def date_rules(
+    ctx: Ctx,
+    col: str,
+    trading_date: pd.Timestamp | None,
+    now: pd.Timestamp | None,
+    trading_days: pd.DatetimeIndex | None,
+    same_day: bool,
+) -> None:
+    """Rules on a date column: on (or, if not `same_day`, not after) the file's trading date,
+    not after `now`, and a trading day when a calendar is given."""
+    d = ctx.p[col]
+    valid = d.notna().to_numpy()
+    days = ns(d)
+    if trading_date is not None:
+        td = trading_date.value
+        mask = valid & ((days != td) if same_day else (days > td))
+        what = (
+            f"{col} not on {trading_date.date()}"
+            if same_day
+            else f"{col} after {trading_date.date()}"
+        )
+        ctx.flags.add("not_on_trading_date", mask, value_detail(d, what))
+    else:
+        ctx.skipped["not_on_trading_date"] = "no trading_date given"
+    if now is not None:
+        today = now.tz_convert(rules.TZ).tz_localize(None).normalize().value
+        ctx.flags.add("in_future", valid & (days > today), value_detail(d, f"after now={now}"))
+    else:
+        ctx.skipped["in_future"] = "no now given"
+    if trading_days is not None:
+        cal = pd.DatetimeIndex(trading_days).astype("datetime64[ns]")
+        off = valid & ~pd.Index(d).isin(cal)
+        ctx.flags.add("non_trading_day", off, value_detail(d, "not a trading day"))
+    elif ctx.kind == "bars":
+        ctx.skipped["non_trading_day"] = "no trading_days given"

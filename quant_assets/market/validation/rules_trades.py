@@ -1,0 +1,39 @@
+"""Row rules of tick-by-tick trades: price, volume, side and trade id, then the time,
+duplicate and price-limit rules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quant_assets.market.validation.flags import Ctx, DayInputs, value_detail
+from quant_assets.market.validation.rules_common import duplicates, negative, positive_price
+from quant_assets.market.validation.rules_limits import day_limits, limit_rule, per_row
+from quant_assets.market.validation.rules_time import time_rules
+
+# An empty price is a bad_price (NaN or <= 0), not a missing_value.
+PRICES = ["price"]
+
+
+def _trade_rules(ctx: Ctx) -> None:
+    positive_price(ctx, PRICES)
+    negative(ctx, ["volume"])
+    side, trade_id = ctx.arr("side"), ctx.arr("trade_id")
+    ctx.flags.add(
+        "bad_value",
+        ~np.isnan(side) & ~np.isin(side, (-1, 0, 1)),
+        value_detail(ctx.p["side"], "side not in -1/0/1"),
+    )
+    with np.errstate(invalid="ignore"):
+        ctx.flags.add(
+            "bad_value", trade_id < 0, value_detail(ctx.p["trade_id"], "negative trade_id")
+        )
+
+
+def check(ctx: Ctx, day: DayInputs) -> None:
+    """Every rule of a trades frame, in the order their hits are reported."""
+    _trade_rules(ctx)
+    time_rules(ctx, day.trading_date, day.now, sessions=True, order=True)
+    duplicates(ctx, ["symbol", "trade_id"], "symbol and trade_id", full=True)
+    limits = day_limits(ctx, day)
+    if limits is not None:
+        limit_rule(ctx, PRICES, per_row(ctx.codes, limits))
