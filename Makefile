@@ -9,7 +9,10 @@ export DAGSTER_HOME := $(DATA_DIR)/dagster_home
 # minutes on 2 cores (tests and benchmarks use the realistic 3 s).
 export QUANT_SIM_SNAPSHOT_SECONDS ?= 15
 
-.PHONY: install demo test lint ui mlflow-ui bench clean
+.PHONY: help install demo test test-fast lint ui mlflow-ui bench clean
+
+help:  ## what each target does (the default)
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --progress-bar off -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## create .venv and install the project
 
 # Qlib, in a venv of its own, is the reference the Alpha158 parity tests compare against.
 QLIB_VENV := .venv-qlib
@@ -31,28 +34,31 @@ $(QLIB_VENV)/.installed:
 	$(QLIB_VENV)/bin/pip install --progress-bar off "pyqlib==0.9.7" pyarrow
 	@touch $@
 
-demo: install
+demo: install  ## run the daily pipeline over the simulated market, print the picks
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m quant_assets.demo
 
-test: install $(QLIB_VENV)/.installed
+test: install $(QLIB_VENV)/.installed  ## the whole test suite (CI runs this)
 	$(BIN)/python -m pytest -q
 
-lint: install
+test-fast: install  ## the suite without pipeline materialisations and Qlib parity (< 2 min)
+	$(BIN)/python -m pytest -q -m "not slow and not qlib"
+
+lint: install  ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-ui: install
+ui: install  ## the Dagster UI on http://127.0.0.1:3000
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-ui: install
+mlflow-ui: install  ## the MLflow UI on http://127.0.0.1:5000
 	bash mlflow/serve.sh
 
-bench: install $(QLIB_VENV)/.installed
+bench: install $(QLIB_VENV)/.installed  ## the benchmarks under bench/ (figures, not tests)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-clean:
+clean:  ## remove the data folder (ClickHouse, MLflow, Dagster instance, reports)
 	rm -rf $(DATA_DIR)

@@ -86,18 +86,32 @@ def next_trading_day(day: str | datetime | pd.Timestamp, n: int = 1) -> pd.Times
 def trading_day_partitions(
     start: str | None = None, end: str | None = None
 ) -> TimeWindowPartitionsDefinition:
-    """Daily partitions with one key per trading day (weekday cron minus exchange holidays)."""
+    """Daily partitions with one key per trading day (weekday cron minus exchange holidays).
+
+    A partition is the trading day whose close its data belongs to; recommendations made from
+    it are for the next trading day. `end_offset=1` makes a day's partition exist from the
+    day's midnight (Shanghai), so that a run after the close (17:30) or a landing file that
+    arrives on the day itself can target it; Dagster would otherwise create it only when its
+    window closes, at the next weekday's midnight. The holidays are listed up to the end of
+    the calendar (XSHG's published years plus QUANT_EXTRA_HOLIDAYS), so the partitions do not
+    depend on the day the code location was loaded.
+    """
     start = start or os.environ.get("QUANT_PARTITIONS_START", DEFAULT_PARTITIONS_START)
-    horizon_end = pd.Timestamp(end) if end else pd.Timestamp.now(tz=TZ).tz_localize(None)
-    weekdays = pd.bdate_range(start, horizon_end + pd.Timedelta(days=7))
-    sessions = trading_days(start, horizon_end + pd.Timedelta(days=7))
-    holidays = weekdays.difference(sessions)
+    horizon = _xshg().last_session
+    horizon = (horizon.tz_localize(None) if horizon.tz else horizon).normalize()
+    for extra in _extra_holidays_from_env():
+        horizon = max(horizon, pd.Timestamp(extra))
+    if end:
+        horizon = min(horizon, pd.Timestamp(end) + pd.Timedelta(days=7))
+    weekdays = pd.bdate_range(start, horizon)
+    holidays = weekdays.difference(trading_days(start, horizon))
     return TimeWindowPartitionsDefinition(
         start=start,
         end=end,
         fmt="%Y-%m-%d",
         cron_schedule="0 0 * * 1-5",
         timezone=TZ,
+        end_offset=0 if end else 1,
         exclusions=[d.to_pydatetime() for d in holidays],
     )
 

@@ -1,4 +1,5 @@
-"""The one Definitions object of the code location: assets per stage, jobs, schedules, resources."""
+"""The one Definitions object of the code location: assets per stage, checks, jobs, schedules,
+sensors and resources."""
 
 from __future__ import annotations
 
@@ -15,25 +16,28 @@ from quant_assets.automation.schedules import daily_after_close
 from quant_assets.automation.sensors import landing_zone_sensor
 from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets
+from quant_assets.market import checks as market_checks
 from quant_assets.models import assets as model_assets
 from quant_assets.reports import assets as report_assets
-from quant_assets.storage import ClickHouseTableIOManager
 from quant_assets.strategy import assets as strategy_assets
 from resources import build_resources, clickhouse_is_embedded
 
-resources = build_resources()
-resources["clickhouse_io"] = ClickHouseTableIOManager(clickhouse=resources["clickhouse"])
+STAGES = [market_assets, market_checks, factor_assets, model_assets, strategy_assets, report_assets]
 
-STAGES = [market_assets, factor_assets, model_assets, strategy_assets, report_assets]
 
-defs = Definitions(
-    assets=load_assets_from_modules(STAGES),
-    asset_checks=load_asset_checks_from_modules(STAGES),
-    jobs=[daily_pipeline, history_load, market_ingest],
-    schedules=[daily_after_close],
-    sensors=[landing_zone_sensor],
-    resources=resources,
-    # An embedded chDB folder is open in one process at a time: run a job's steps in one
-    # process. Against a ClickHouse server, steps run in parallel.
-    executor=in_process_executor if clickhouse_is_embedded() else multiprocess_executor,
-)
+def build_definitions() -> Definitions:
+    """The code location's definitions with resources from the current environment."""
+    return Definitions(
+        assets=load_assets_from_modules(STAGES),
+        asset_checks=load_asset_checks_from_modules(STAGES),
+        jobs=[daily_pipeline, history_load, market_ingest],
+        schedules=[daily_after_close],
+        sensors=[landing_zone_sensor],
+        resources=build_resources(),
+        # An embedded chDB folder is open in one process at a time: run a job's steps in one
+        # process. Against a ClickHouse server, steps run in parallel.
+        executor=in_process_executor if clickhouse_is_embedded() else multiprocess_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,9 +1,10 @@
 """`make demo`: run the daily pipeline over the simulated market on the embedded stack.
 
-Loads the history a model needs (market data and factors for the warm-up days), then runs the
-whole daily pipeline for the demo days, one Dagster run per trading day in the persistent
-instance under $DAGSTER_HOME (so the UI shows every run, materialisation and check), and prints
-the last day's recommendations.
+Loads the history the daily pipeline's windows read (daily bars, corporate actions, news and
+the factors and labels they give, for the warm-up days), then runs the whole daily pipeline for
+the demo days, one Dagster run per trading day in the persistent instance under $DAGSTER_HOME
+(so the UI shows every run, materialisation and check), and prints the last day's
+recommendations.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     instance = DagsterInstance.get()
     print(
         f"History load: {len(warmup)} trading days {warmup[0]} .. {warmup[-1]} "
-        "(market data and factors)",
+        "(daily bars, corporate actions, news, their factors and labels)",
         flush=True,
     )
     _run("history_load", warmup, instance, "history")

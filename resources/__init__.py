@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 from resources.clickhouse import ClickHouseResource, TableSpec
+from resources.clickhouse_io import ClickHouseIOManager
 from resources.llm import LLMResource
 from resources.market import MarketDataResource
+from resources.mlflow_io import MLflowModelIOManager
 from resources.mlflow_tracking import MLflowResource
 from resources.settings import data_dir, env_int, env_or
 
@@ -27,27 +29,25 @@ def build_resources() -> dict[str, object]:
     """
     root = data_dir()
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
-    return {
-        "clickhouse": ClickHouseResource(
-            dsn=env_or("QUANT_CLICKHOUSE_DSN", f"chdb://{root / 'clickhouse'}"),
-            database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
-            insert_threads=env_int("QUANT_CLICKHOUSE_INSERT_THREADS", 2),
+    clickhouse = ClickHouseResource(
+        dsn=env_or("QUANT_CLICKHOUSE_DSN", f"chdb://{root / 'clickhouse'}"),
+        database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
+        insert_threads=env_int("QUANT_CLICKHOUSE_INSERT_THREADS", 2),
+    )
+    tracking = MLflowResource(
+        tracking_uri=env_or("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"),
+        artifact_location=env_or(
+            "QUANT_MLFLOW_ARTIFACTS", (root / "mlflow" / "artifacts").as_uri()
         ),
-        "mlflow_tracking": MLflowResource(
-            tracking_uri=env_or(
-                "MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
-            ),
-            artifact_location=env_or(
-                "QUANT_MLFLOW_ARTIFACTS", (root / "mlflow" / "artifacts").as_uri()
-            ),
-        ),
-        "market": MarketDataResource(
-            source=env_or("QUANT_MARKET_SOURCE", "simulated"),
-            landing_dir=env_or("QUANT_LANDING_DIR", str(root / "landing")),
-            seed=env_int("QUANT_SIM_SEED", 7),
-            n_symbols=env_int("QUANT_SIM_SYMBOLS", 100),
-            snapshot_seconds=env_int("QUANT_SIM_SNAPSHOT_SECONDS", 3),
-        ),
+    )
+    market = MarketDataResource(
+        source=env_or("QUANT_MARKET_SOURCE", "simulated"),
+        landing_dir=env_or("QUANT_LANDING_DIR", str(root / "landing")),
+        seed=env_int("QUANT_SIM_SEED", 7),
+        n_symbols=env_int("QUANT_SIM_SYMBOLS", 100),
+        snapshot_seconds=env_int("QUANT_SIM_SNAPSHOT_SECONDS", 3),
+    )
+    return stack_resources(clickhouse, tracking, market) | {
         "llm": LLMResource(
             model=env_or("QUANT_LLM_MODEL", None),
             api_key=env_or("QUANT_LLM_API_KEY", None),
@@ -56,13 +56,29 @@ def build_resources() -> dict[str, object]:
     }
 
 
+def stack_resources(
+    clickhouse: ClickHouseResource, tracking: MLflowResource, market: MarketDataResource
+) -> dict[str, object]:
+    """The resources every asset run needs, with the two IO managers on the same engines."""
+    return {
+        "clickhouse": clickhouse,
+        "clickhouse_io": ClickHouseIOManager(clickhouse=clickhouse),
+        "mlflow_tracking": tracking,
+        "mlflow_model_io": MLflowModelIOManager(mlflow_tracking=tracking),
+        "market": market,
+    }
+
+
 __all__ = [
+    "ClickHouseIOManager",
     "ClickHouseResource",
     "LLMResource",
+    "MLflowModelIOManager",
     "MLflowResource",
     "MarketDataResource",
     "TableSpec",
     "build_resources",
+    "stack_resources",
     "clickhouse_is_embedded",
     "data_dir",
     "env_or",

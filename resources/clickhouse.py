@@ -32,9 +32,14 @@ BATCH_MIN_ROWS = 250_000
 BATCH_MAX_ROWS = 1 << 20
 
 
+class SchemaMismatch(RuntimeError):
+    """A stored table whose layout the asset's spec cannot take over without losing data."""
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    """A table's DDL: columns (name -> ClickHouse type), sort key, partition key and engine.
+    """A table's DDL: columns (name -> ClickHouse type, codec and default included), sort key,
+    partition key and engine.
 
     Daily tables are PARTITION BY their `date` column so that one trading day can be replaced
     atomically (REPLACE PARTITION) and dropped cheaply; ORDER BY puts `symbol` first because
@@ -60,6 +65,52 @@ class TableSpec:
         if self.settings:
             parts.append(f"SETTINGS {self.settings}")
         return "\n".join(parts)
+
+    def column_type(self, column: str) -> str:
+        """The column's type as DESCRIBE TABLE prints it: without codec and default."""
+        return _bare_type(self.columns[column])
+
+    def has_default(self, column: str) -> bool:
+        return " DEFAULT " in f" {self.columns[column]} "
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "columns": dict(self.columns),
+            "order_by": list(self.order_by),
+            "partition_by": self.partition_by,
+            "engine": self.engine,
+            "settings": self.settings,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TableSpec:
+        return cls(
+            name=d["name"],
+            columns=dict(d["columns"]),
+            order_by=tuple(d["order_by"]),
+            partition_by=d.get("partition_by"),
+            engine=d.get("engine", "MergeTree"),
+            settings=d.get("settings", ""),
+        )
+
+
+def _bare_type(declared: str) -> str:
+    """`Float64 DEFAULT nan CODEC(ZSTD(1))` -> `Float64` (codec and default cut off)."""
+    t = declared
+    for keyword in (" CODEC(", " DEFAULT "):
+        cut = t.find(keyword)
+        if cut >= 0:
+            t = t[:cut]
+    return t.strip()
+
+
+def _normalise_key(expr: str | None) -> str:
+    """A sort or partition key as system.tables prints it (no outer parentheses, no blanks)."""
+    e = (expr or "").replace(" ", "").replace("`", "")
+    while e.startswith("(") and e.endswith(")") and e.count("(") == 1:
+        e = e[1:-1]
+    return e
 
 
 class ClickHouseResource(ConfigurableResource):
@@ -124,9 +175,64 @@ class ClickHouseResource(ConfigurableResource):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    _checked: set = PrivateAttr(default_factory=set)
+
     def ensure_table(self, client: Client, spec: TableSpec) -> None:
-        """Create the table on first use."""
-        client.command(spec.ddl(self.database))
+        """Create the table on first use; bring an existing one up to the spec, or refuse.
+
+        A column the spec adds is added (ALTER TABLE ADD COLUMN, with the spec's default, so
+        the days written before read that default: NaN for factor columns). Anything that
+        would need data rewritten or dropped is refused with a SchemaMismatch that says what
+        differs: a column whose type changed, a stored column the spec no longer has and that
+        has no default (new rows would get ClickHouse's zero), a different sort or partition
+        key. Nothing is ever dropped. Checked once per table and resource instance.
+        """
+        key = (self.database, spec.name, tuple(spec.columns.items()), spec.order_by)
+        if key in self._checked:
+            return
+        client.command(spec.ddl(self.database))  # CREATE TABLE IF NOT EXISTS
+        target = f"{self.database}.{spec.name}"
+        described = client.query(f"DESCRIBE TABLE {target}").result_rows
+        stored = {row[0]: (row[1], row[2]) for row in described}  # name -> (type, default kind)
+        keys = client.query(
+            "SELECT sorting_key, partition_key FROM system.tables "
+            "WHERE database = %(db)s AND name = %(t)s",
+            parameters={"db": self.database, "t": spec.name},
+        ).result_rows[0]
+        problems = []
+        if _normalise_key(keys[0]) != _normalise_key(", ".join(spec.order_by)):
+            problems.append(f"ORDER BY is ({keys[0]}), the spec wants ({', '.join(spec.order_by)})")
+        if _normalise_key(keys[1]) != _normalise_key(spec.partition_by):
+            problems.append(
+                f"PARTITION BY is {keys[1] or 'none'}, the spec wants {spec.partition_by}"
+            )
+        for col in spec.columns:
+            if col in stored and stored[col][0] != spec.column_type(col):
+                problems.append(
+                    f"column {col} is {stored[col][0]}, the spec wants {spec.column_type(col)}"
+                )
+        for col, (ctype, default_kind) in stored.items():
+            if col not in spec.columns and not default_kind:
+                problems.append(
+                    f"column {col} ({ctype}) is no longer written and has no default: new rows "
+                    "would store ClickHouse's zero in it"
+                )
+        if problems:
+            raise SchemaMismatch(
+                f"table {target} was created with another layout than its asset now declares: "
+                + "; ".join(problems)
+                + ". Nothing was changed. Migrate it by hand (ALTER TABLE ... MODIFY/DROP COLUMN,"
+                " or create the new table and INSERT ... SELECT from the old one), or rename the"
+                f" old table (RENAME TABLE {target} TO {target}_old) and rematerialize."
+            )
+        previous = None
+        for col, declared in spec.columns.items():
+            if col not in stored:
+                after = f" AFTER `{previous}`" if previous else " FIRST"
+                client.command(f"ALTER TABLE {target} ADD COLUMN `{col}` {declared}{after}")
+                get_dagster_logger().info(f"{target}: added column {col} ({declared})")
+            previous = col
+        self._checked.add(key)
 
     def replace_partition(
         self,
@@ -250,6 +356,39 @@ class ClickHouseResource(ConfigurableResource):
             for c in clients[1:]:
                 c.close()
 
+    def read_days(
+        self,
+        client: Client,
+        spec: TableSpec,
+        start: str | pd.Timestamp,
+        end: str | pd.Timestamp,
+        columns: list[str] | None = None,
+        equals: dict[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of the days in [start, end] (the partition key prunes the parts), only
+        `columns` (default: all of the spec), and only rows whose columns equal `equals`;
+        ordered by date, then the sort key. Dtypes follow the table: Date as datetime64[ns]
+        at midnight, DateTime64 as nanoseconds in its zone, an empty result keeps its columns."""
+        cols = list(columns) if columns is not None else list(spec.columns)
+        unknown = [c for c in cols if c not in spec.columns]
+        if unknown:
+            raise KeyError(f"{spec.name} has no columns {unknown}; it has {list(spec.columns)}")
+        where = ["date BETWEEN %(start)s AND %(end)s"]
+        params: dict[str, object] = {
+            "start": pd.Timestamp(start).date(),
+            "end": pd.Timestamp(end).date(),
+        }
+        for i, (col, value) in enumerate((equals or {}).items()):
+            where.append(f"`{col}` = %(eq{i})s")
+            params[f"eq{i}"] = value
+        order = ["date", *(c for c in spec.order_by if c != "date")]
+        sql = (
+            f"SELECT {', '.join(f'`{c}`' for c in cols)} FROM {self.database}.{spec.name} "
+            f"WHERE {' AND '.join(where)} ORDER BY {', '.join(order)}"
+        )
+        table = client.query_arrow(sql, parameters=params)
+        return _arrow_to_frame(table, {c: spec.column_type(c) for c in cols})
+
     def query_df(self, client: Client, sql: str, parameters: dict | None = None) -> pd.DataFrame:
         """Run a SELECT and return a DataFrame; `{db}` in the SQL names the platform database.
         An empty result keeps its column names."""
@@ -267,3 +406,53 @@ def _dates(s: pd.Series) -> np.ndarray:
     if s.dtype.kind == "M":
         return s.to_numpy(dtype="datetime64[D]")
     return pd.to_datetime(s).to_numpy(dtype="datetime64[D]")
+
+
+def _arrow_to_frame(table: pa.Table, types: dict[str, str]) -> pd.DataFrame:
+    """An Arrow result as the frame the stages expect, typed from the table's column types.
+
+    Dates become datetime64[ns] (midnight), timestamps nanoseconds in their zone, strings
+    pandas strings; a column ClickHouse sent as a dictionary (LowCardinality) is decoded."""
+    out = {}
+    for name in types:
+        col = table.column(name) if table.num_rows else None
+        bare = types[name].replace("LowCardinality(", "").replace("Nullable(", "").rstrip(")")
+        if col is None:
+            out[name] = _empty_column(bare)
+            continue
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if bare in ("Date", "Date32"):
+            out[name] = pd.Series(
+                col.cast(pa.timestamp("s")).to_numpy(zero_copy_only=False), dtype="datetime64[ns]"
+            )
+        elif bare.startswith("DateTime64"):
+            s = col.to_pandas()
+            out[name] = s.dt.as_unit("ns") if hasattr(s, "dt") else s
+        else:
+            out[name] = col.to_pandas()
+    return pd.DataFrame(out, columns=list(types))
+
+
+def empty_frame(spec: TableSpec, columns: list[str] | None = None) -> pd.DataFrame:
+    """A frame with the table's columns (or `columns`) and their dtypes, and no rows."""
+    cols = list(columns) if columns is not None else list(spec.columns)
+    return _arrow_to_frame(
+        pa.table({c: pa.array([], pa.null()) for c in cols}).slice(0, 0),
+        {c: spec.column_type(c) for c in cols},
+    )
+
+
+def _empty_column(bare: str) -> pd.Series:
+    if bare in ("Date", "Date32"):
+        return pd.Series([], dtype="datetime64[ns]")
+    if bare.startswith("DateTime64"):
+        tz = bare.split("'")[1] if "'" in bare else "UTC"
+        return pd.Series([], dtype=pd.DatetimeTZDtype("ns", tz))
+    if bare.startswith("Float"):
+        return pd.Series([], dtype="float64")
+    if bare.startswith(("Int", "UInt")):
+        return pd.Series([], dtype=bare.lower())
+    if bare == "Bool":
+        return pd.Series([], dtype="bool")
+    return pd.Series([], dtype="str")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quant_assets.storage import ClickHouseTableIOManager
-from resources import ClickHouseResource, MarketDataResource, MLflowResource
+from resources import ClickHouseResource, MarketDataResource, MLflowResource, stack_resources
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -23,15 +22,14 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clickhouse) -> dict:
     """The embedded resource set in a temporary data folder, with a small simulated market."""
     monkeypatch.setenv("QUANT_DATA_DIR", str(tmp_path))
     (tmp_path / "mlflow").mkdir()
-    return {
-        "clickhouse": clickhouse,
-        "mlflow_tracking": MLflowResource(
+    return stack_resources(
+        clickhouse,
+        MLflowResource(
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
             artifact_location=(tmp_path / "mlflow" / "artifacts").as_uri(),
             experiment="test",
         ),
-        "clickhouse_io": ClickHouseTableIOManager(clickhouse=clickhouse),
-        "market": MarketDataResource(
+        MarketDataResource(
             n_symbols=40, seed=11, sim_end="2024-12-31", landing_dir=str(tmp_path / "landing")
         ),
-    }
+    )

@@ -1,50 +1,143 @@
-"""The code location loads: assets per stage, checks, jobs, the schedule and resources."""
+"""The code location: every stage's assets with descriptions, groups and kinds, checks with
+descriptions, true lineage (no asset reads a table around Dagster), and a clean
+`dagster definitions validate`."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from dagster import RunRequest, SkipReason, build_schedule_context
-
-from quant_assets.automation.schedules import daily_after_close
 from quant_assets.definitions import defs
 
-SH = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_definitions_load_with_every_stage():
-    graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {
-        "universe",
-        "raw_daily_bars",
-        "factor_values",
-        "lgbm_model",
-        "predictions",
-        "signals",
-        "recommendations",
-    } <= keys
-    assert len(list(graph.asset_check_keys)) >= 21
-    for job in ("daily_pipeline", "history_load", "market_ingest"):
-        assert defs.resolve_job_def(job).name == job
-    assert defs.resolve_sensor_def("landing_zone_sensor").job_name == "market_ingest"
-    assert set(defs.resources) >= {
-        "clickhouse",
-        "clickhouse_io",
-        "mlflow_tracking",
-        "market",
-        "llm",
+def _graph():
+    return defs.resolve_asset_graph()
+
+
+def test_every_stage_is_in_the_graph_with_its_group():
+    groups = {k.to_user_string(): _graph().get(k).group_name for k in _graph().get_all_asset_keys()}
+    assert groups == {
+        **dict.fromkeys(
+            [
+                "universe",
+                "raw_daily_bars",
+                "raw_trades",
+                "raw_order_book",
+                "raw_news",
+                "raw_corporate_actions",
+                "minute_bars",
+                "adjustment_factors",
+                "adjusted_bars",
+                "news_items",
+                "labels",
+            ],
+            "market",
+        ),
+        **dict.fromkeys(
+            [
+                f"{k}_quarantine"
+                for k in ("bars", "trades", "order_book", "news", "corporate_actions")
+            ],
+            "quarantine",
+        ),
+        **dict.fromkeys(
+            [
+                "daily_factor_values",
+                "alpha158_values",
+                "microstructure_values",
+                "news_factor_values",
+                "factor_screening",
+                "active_factors",
+            ],
+            "factors",
+        ),
+        "lgbm_model": "models",
+        "predictions": "models",
+        "signals": "strategy",
+        "recommendations": "reports",
     }
 
 
-def test_schedule_runs_trading_days_and_skips_holidays():
-    trading = build_schedule_context(
-        scheduled_execution_time=datetime(2024, 2, 8, 17, 30, tzinfo=SH)
+def test_every_asset_and_check_says_what_it_is():
+    for key in _graph().get_all_asset_keys():
+        node = _graph().get(key)
+        name = key.to_user_string()
+        assert node.description and len(node.description) > 20, name
+        assert node.kinds, name
+        assert node.partitions_def is not None, name
+    checks = list(_graph().asset_check_keys)
+    assert len(checks) == 25
+    for check in checks:
+        assert _graph().get_check_spec(check).description, check
+
+
+def test_lineage_is_the_data_flow():
+    """What each asset reads is declared: the upstream assets of the main stages."""
+
+    def parents(name: str) -> set[str]:
+        node = _graph().get(
+            next(k for k in _graph().get_all_asset_keys() if k.to_user_string() == name)
+        )
+        return {k.to_user_string() for k in node.parent_keys}
+
+    assert parents("adjustment_factors") == {
+        "raw_daily_bars",
+        "raw_corporate_actions",
+        "adjustment_factors",
+    }
+    assert parents("adjusted_bars") == {"raw_daily_bars", "adjustment_factors"}
+    assert parents("labels") == {"adjusted_bars"}
+    assert parents("alpha158_values") == {"adjusted_bars"}
+    assert parents("news_factor_values") == {"news_items", "universe"}
+    assert parents("factor_screening") == {
+        "daily_factor_values",
+        "alpha158_values",
+        "microstructure_values",
+        "news_factor_values",
+        "labels",
+        "adjusted_bars",
+    }
+    assert parents("lgbm_model") == {
+        "active_factors",
+        "daily_factor_values",
+        "alpha158_values",
+        "microstructure_values",
+        "news_factor_values",
+        "labels",
+    }
+    assert parents("signals") == {"predictions", "raw_daily_bars", "universe"}
+    assert parents("recommendations") == {"signals", "labels", "universe", "raw_daily_bars"}
+
+
+def test_no_asset_or_check_opens_a_database_client():
+    """Only the IO managers touch ClickHouse and MLflow: no asset step asks for the clients."""
+    for assets_def in defs.assets:
+        used = set(assets_def.required_resource_keys)
+        assert not used & {"clickhouse", "mlflow_tracking"}, (assets_def.keys, used)
+    for check in defs.asset_checks:
+        assert not set(check.required_resource_keys) & {"clickhouse", "mlflow_tracking"}
+
+
+def test_jobs_schedule_sensor_and_resources_resolve():
+    assert defs.resolve_job_def("history_load").name == "history_load"
+    assert defs.resolve_sensor_def("landing_zone_sensor").job_name == "market_ingest"
+    assert defs.resolve_schedule_def("daily_after_close").job_name == "daily_pipeline"
+    assert {"clickhouse_io", "mlflow_model_io", "market"} <= set(defs.resources)
+
+
+def test_dagster_validates_the_code_location(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "QUANT_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    request = daily_after_close(trading)
-    assert isinstance(request, RunRequest) and request.partition_key == "2024-02-08"
-    holiday = build_schedule_context(
-        scheduled_execution_time=datetime(2024, 2, 12, 17, 30, tzinfo=SH)
-    )
-    assert isinstance(daily_after_close(holiday), SkipReason)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Validation successful" in done.stdout + done.stderr

@@ -1,41 +1,51 @@
-"""Jobs: the whole daily pipeline, and the history load (market + factors) for backfills."""
+"""Jobs: the whole daily pipeline, the history a model's windows need, and one day's ingest."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
 from quant_assets.calendar import TRADING_DAYS
-from quant_assets.market.assets import daily_bars_match_trades
+
+DAILY_GROUPS = ("market", "quarantine", "factors", "models", "strategy", "reports")
+
+# Everything that daily bars, corporate actions and news support: the history behind the
+# windows of the screening, the model and the track record, without the intraday tables.
+HISTORY_ASSETS = (
+    "universe",
+    "raw_daily_bars",
+    "bars_quarantine",
+    "raw_corporate_actions",
+    "corporate_actions_quarantine",
+    "raw_news",
+    "news_quarantine",
+    "adjustment_factors",
+    "adjusted_bars",
+    "labels",
+    "news_items",
+    "daily_factor_values",
+    "alpha158_values",
+    "news_factor_values",
+)
 
 daily_pipeline = define_asset_job(
     "daily_pipeline",
-    selection=AssetSelection.groups("market", "factors", "models", "strategy", "reports"),
+    selection=AssetSelection.groups(*DAILY_GROUPS),
     partitions_def=TRADING_DAYS,
-    description="Raw data -> factors -> model -> predictions -> signals -> recommendations.",
+    description="One trading day after its close: market data -> factors -> model -> "
+    "predictions -> signals -> recommendations for the next trading day.",
 )
 
 history_load = define_asset_job(
     "history_load",
-    selection=(
-        AssetSelection.assets(
-            "universe",
-            "raw_daily_bars",
-            "raw_corporate_actions",
-            "adjustment_factors",
-            "factor_values",
-            "alpha158_values",
-        )
-    )
-    # Without the day's trades there is nothing to compare the vendor's bars with.
-    - AssetSelection.checks(daily_bars_match_trades),
+    selection=AssetSelection.assets(*HISTORY_ASSETS),
     partitions_def=TRADING_DAYS,
-    description="Daily bars, corporate actions and the bar-based factors: the history a "
-    "model's training window needs, without the intraday tables.",
+    description="Daily bars, corporate actions, news and the factors and labels they give: "
+    "the history the windows of the daily pipeline read (backfill it oldest first).",
 )
 
 market_ingest = define_asset_job(
     "market_ingest",
-    selection=AssetSelection.groups("market"),
+    selection=AssetSelection.groups("market", "quarantine"),
     partitions_def=TRADING_DAYS,
     description="Validate and store one trading day of landing-zone files (the market stage).",
 )

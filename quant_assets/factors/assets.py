@@ -1,7 +1,9 @@
-"""Factor stage: factor values per day (the daily set, Alpha158, microstructure), their
-screening over a validation window with plots, and the active set the model trains on."""
+"""Factor stage: the factor sets of each day (a daily formula set, Alpha158, microstructure,
+news), their screening against the labels over a validation window, with plots of the
+strongest, and the active set the model trains on."""
 
 import base64
+from collections.abc import Iterator
 
 import pandas as pd
 from dagster import (
@@ -10,35 +12,46 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
-    MaterializeResult,
     MetadataValue,
-    asset,
+    Output,
 )
+from pydantic import Field
 
-from quant_assets.calendar import TRADING_DAYS, previous_trading_day
 from quant_assets.factors import alpha158, factor_report
-from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors, long_form
+from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors
 from quant_assets.factors.microstructure import daily_microstructure
+from quant_assets.factors.news_set import LOOKBACK_DAYS as NEWS_LOOKBACK
+from quant_assets.factors.news_set import news_factors
+from quant_assets.factors.panel import factor_panel
 from quant_assets.factors.plots import report_pngs
-from quant_assets.factors.queries import read_factor_panel
 from quant_assets.factors.screening import quality, rank_ic_table, screen
-from quant_assets.factors.tables import FACTOR_SCREENING, FACTOR_VALUES
-from quant_assets.market.assets import raw_daily_bars
-from quant_assets.market.queries import adjusted_bars, read_daily_bars
-from quant_assets.models.dataset import next_day_labels
-from resources.clickhouse import ClickHouseResource
+from quant_assets.factors.tables import (
+    ACTIVE_FACTORS,
+    ALPHA158_VALUES,
+    DAILY_FACTOR_VALUES,
+    FACTOR_SCREENING,
+    MICROSTRUCTURE_VALUES,
+    NEWS_FACTOR_VALUES,
+)
+from quant_assets.market.labels import labels_by_date
+from quant_assets.wiring import daily_table, same_day, window
 from resources.settings import data_dir
 
 MAX_NAN_SHARE = 0.2
 MIN_COVERAGE = 0.9
 ALPHA158_LOOKBACK = 80  # trading days: the longest Alpha158 window is 60, plus warm-up
+SCREENING_WINDOW = 60  # trading days of factors and labels the screening reads
 
 
-def _quality_checks(values: pd.DataFrame, expected: int, short_history: bool, asset: str):
+def _quality_checks(
+    values: pd.DataFrame, expected: int, short_history: bool, asset: str, strict: bool = True
+) -> tuple[pd.DataFrame, list[AssetCheckResult]]:
     """Coverage, NaN share and constant-factor checks of one day's values; with less history
-    than the lookback, gaps are expected, so the checks warn instead of failing."""
+    than the lookback gaps are expected, and a set that is sparse by nature (`strict=False`),
+    so the checks warn instead of failing."""
     q = quality(values, expected)
-    severity = AssetCheckSeverity.WARN if short_history else AssetCheckSeverity.ERROR
+    warn = short_history or not strict
+    severity = AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR
     worst_cov = float(q["coverage"].min()) if len(q) else 0.0
     worst_nan = float(q["nan_share"].max()) if len(q) else 1.0
     constant = sorted(q.index[q["constant"]])
@@ -68,111 +81,176 @@ def _quality_checks(values: pd.DataFrame, expected: int, short_history: bool, as
 
 
 def _checks(asset: str) -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(n, asset=asset) for n in ("coverage", "nan_share", "not_constant")]
+    return [
+        AssetCheckSpec(
+            "coverage",
+            asset=asset,
+            description=f"Every factor has a value for at least {MIN_COVERAGE:.0%} of the "
+            "symbols that traded on the day.",
+        ),
+        AssetCheckSpec(
+            "nan_share",
+            asset=asset,
+            description=f"No factor is NaN for more than {MAX_NAN_SHARE:.0%} of its rows.",
+        ),
+        AssetCheckSpec(
+            "not_constant",
+            asset=asset,
+            description="No factor has the same value for every symbol (it could not rank).",
+        ),
+    ]
 
 
-def _store(ch: ClickHouseResource, client, values: pd.DataFrame, day, factor_set: str) -> int:
-    frame = values.assign(factor_set=factor_set)[list(FACTOR_VALUES.columns)]
-    return ch.replace_partition(client, FACTOR_VALUES, frame, day, factor_set=factor_set)
+def _traded(bars: pd.DataFrame, day: pd.Timestamp) -> int:
+    today = bars[bars["date"] == day]
+    return int((~today["is_suspended"].astype(bool)).sum())
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="factors",
-    deps=[raw_daily_bars],
-    check_specs=_checks("factor_values"),
+@daily_table(
+    DAILY_FACTOR_VALUES,
+    group="factors",
+    kinds=("numba",),
+    ins={"adjusted_bars": window(LOOKBACK_DAYS + 1)},
+    check_specs=_checks("daily_factor_values"),
 )
-def factor_values(context: AssetExecutionContext, clickhouse: ClickHouseResource):
-    """The daily factor set for one day from a lookback window of stored bars (only the new
-    day's values are written; history is not recomputed)."""
+def daily_factor_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> Iterator:
+    """A small daily formula set (returns, volatility, moving-average gap, volume ratio, ...)
+    for one day from its lookback window of adjusted bars."""
     day = pd.Timestamp(context.partition_key)
-    with clickhouse.client() as client:
-        raw = read_daily_bars(clickhouse, client, previous_trading_day(day, LOOKBACK_DAYS), day)
-        values = compute_daily_factors(adjusted_bars(raw), day)
-        rows = _store(clickhouse, client, values, day, "daily")
-    traded = int((~raw.loc[raw["date"] == day, "is_suspended"].astype(bool)).sum())
-    history = int(raw["date"].nunique())
-    stats, checks = _quality_checks(values, traded, history <= LOOKBACK_DAYS, "factor_values")
-    yield MaterializeResult(
+    values = compute_daily_factors(adjusted_bars, day)
+    history = int(adjusted_bars["date"].nunique())
+    stats, checks = _quality_checks(
+        values, _traded(adjusted_bars, day), history <= LOOKBACK_DAYS, "daily_factor_values"
+    )
+    yield Output(
+        values,
         metadata={
-            "rows": rows,
             "history_days": history,
             "factors": MetadataValue.md(stats.round(4).to_markdown()),
         },
-        check_results=checks,
     )
+    yield from checks
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="factors",
-    deps=[raw_daily_bars],
+@daily_table(
+    ALPHA158_VALUES,
+    group="factors",
+    kinds=("numba",),
+    ins={
+        "adjusted_bars": window(
+            ALPHA158_LOOKBACK + 1,
+            columns=[
+                "date",
+                "symbol",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "vwap",
+                "is_suspended",
+            ],
+        )
+    },
     check_specs=_checks("alpha158_values"),
 )
-def alpha158_values(context: AssetExecutionContext, clickhouse: ClickHouseResource):
-    """Qlib's Alpha158 for one day, computed from the minimal history it needs."""
+def alpha158_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> Iterator:
+    """Qlib's Alpha158 (same names and definitions) for one day, from the minimal history."""
     day = pd.Timestamp(context.partition_key)
-    with clickhouse.client() as client:
-        raw = read_daily_bars(clickhouse, client, previous_trading_day(day, ALPHA158_LOOKBACK), day)
-        bars = adjusted_bars(raw[~raw["is_suspended"].astype(bool)])
-        wide = alpha158(
-            bars[["date", "symbol", "open", "high", "low", "close", "volume", "vwap"]], start=day
-        )
-        values = long_form(wide.astype("float64"))
-        rows = _store(clickhouse, client, values, day, "alpha158")
-    history = int(raw["date"].nunique())
-    stats, checks = _quality_checks(
+    traded = adjusted_bars[~adjusted_bars["is_suspended"].astype(bool)]
+    wide = alpha158(
+        traded[["date", "symbol", "open", "high", "low", "close", "volume", "vwap"]], start=day
+    )
+    values = wide.reset_index()
+    history = int(adjusted_bars["date"].nunique())
+    _, checks = _quality_checks(
         values, int(wide.shape[0]), history <= ALPHA158_LOOKBACK, "alpha158_values"
     )
-    yield MaterializeResult(
-        metadata={"rows": rows, "history_days": history, "factors": len(wide.columns)},
-        check_results=checks,
-    )
+    yield Output(values, metadata={"history_days": history, "factors": int(wide.shape[1])})
+    yield from checks
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="factors",
-    deps=[raw_daily_bars],
+@daily_table(
+    MICROSTRUCTURE_VALUES,
+    group="factors",
+    kinds=("numba",),
+    ins={
+        "raw_trades": same_day(),
+        "raw_order_book": same_day(),
+        "raw_daily_bars": same_day(columns=["symbol", "preclose"]),
+    },
     check_specs=_checks("microstructure_values"),
 )
 def microstructure_values(
     context: AssetExecutionContext,
-    clickhouse: ClickHouseResource,
     raw_trades: pd.DataFrame,
     raw_order_book: pd.DataFrame,
-):
+    raw_daily_bars: pd.DataFrame,
+) -> Iterator:
     """Order-book, spread, order-flow, volatility, liquidity and auction factors of the day."""
     day = pd.Timestamp(context.partition_key)
-    with clickhouse.client() as client:
-        bars = clickhouse.query_df(
-            client,
-            "SELECT symbol, preclose FROM {db}.raw_daily_bars WHERE date = %(d)s",
-            {"d": day.date()},
-        )
-        wide = daily_microstructure(
-            raw_trades, raw_order_book, day, preclose=bars.set_index("symbol")["preclose"]
-        )
-        values = long_form(wide.assign(date=day).set_index("date", append=True).swaplevel())
-        rows = _store(clickhouse, client, values, day, "micro")
-    traded = int(raw_trades["symbol"].nunique())
-    stats, checks = _quality_checks(values, traded, False, "microstructure_values")
-    yield MaterializeResult(
+    wide = daily_microstructure(
+        raw_trades.drop(columns="date"),
+        raw_order_book.drop(columns="date"),
+        day,
+        preclose=raw_daily_bars.set_index("symbol")["preclose"],
+    )
+    values = wide.reset_index()
+    values.insert(0, "date", day)
+    stats, checks = _quality_checks(
+        values, int(raw_trades["symbol"].nunique()), False, "microstructure_values"
+    )
+    yield Output(
+        values,
         metadata={
-            "rows": rows,
             "symbols": int(wide.shape[0]),
             "factors": MetadataValue.md(stats.round(4).to_markdown()),
         },
-        check_results=checks,
     )
+    yield from checks
+
+
+@daily_table(
+    NEWS_FACTOR_VALUES,
+    group="factors",
+    ins={
+        "news_items": window(NEWS_LOOKBACK, columns=["date", "symbol", "sentiment"]),
+        "universe": same_day(columns=["symbol"]),
+    },
+    check_specs=_checks("news_factor_values"),
+)
+def news_factor_values(
+    context: AssetExecutionContext, news_items: pd.DataFrame, universe: pd.DataFrame
+) -> Iterator:
+    """News count and mean sentiment per stock over the last 1 and 5 trading days."""
+    day = pd.Timestamp(context.partition_key)
+    values = news_factors(news_items, universe["symbol"], day)
+    history = int(news_items["date"].nunique())
+    # Sparse by nature (most stocks have no news on most days): the checks only warn.
+    stats, checks = _quality_checks(
+        values, len(universe), history < NEWS_LOOKBACK, "news_factor_values", strict=False
+    )
+    yield Output(
+        values,
+        metadata={
+            "items": int(len(news_items[news_items["date"] == day])),
+            "factors": MetadataValue.md(stats.round(4).to_markdown()),
+        },
+    )
+    yield from checks
 
 
 class ScreeningConfig(Config):
-    window_days: int = 60  # validation window of the screening
-    ic_threshold: float = 0.02  # |mean daily rank IC| a factor needs to be active
-    min_t: float = 2.0
-    min_days: int = 20
-    plots: int = 2  # factors with a full report and plots in the metadata
+    window_days: int = Field(
+        default=SCREENING_WINDOW,
+        description=f"validation window in trading days (at most {SCREENING_WINDOW})",
+    )
+    ic_threshold: float = Field(
+        default=0.02, description="|mean daily rank IC| a factor needs to be active"
+    )
+    min_t: float = Field(default=2.0, description="|t-stat| of the mean rank IC to be active")
+    min_days: int = Field(default=20, description="days with an IC a factor needs to be active")
+    plots: int = Field(default=2, description="factors with a full report and plots")
 
 
 def _png_md(pngs: dict[str, bytes], title: str) -> str:
@@ -183,80 +261,105 @@ def _png_md(pngs: dict[str, bytes], title: str) -> str:
     return "\n\n".join(imgs)
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="factors",
-    deps=[factor_values, alpha158_values, microstructure_values],
+def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
+    keep = pd.DatetimeIndex(frame["date"].unique()).sort_values()[-days:]
+    return frame[frame["date"].isin(keep)]
+
+
+@daily_table(
+    FACTOR_SCREENING,
+    group="factors",
+    kinds=("scipy",),
+    ins={
+        "daily_factor_values": window(SCREENING_WINDOW),
+        "alpha158_values": window(SCREENING_WINDOW),
+        "microstructure_values": window(SCREENING_WINDOW),
+        "news_factor_values": window(SCREENING_WINDOW),
+        "labels": window(SCREENING_WINDOW, columns=["date", "symbol", "ret_1d"]),
+        "adjusted_bars": window(SCREENING_WINDOW, columns=["date", "symbol", "close"]),
+    },
 )
-def factor_evaluation(
-    context: AssetExecutionContext, config: ScreeningConfig, clickhouse: ClickHouseResource
-) -> MaterializeResult:
-    """Daily rank IC of every stored factor against the next-day return over the window that
-    ends on the day (labels known by its close), with reports and plots of the strongest."""
-    day = pd.Timestamp(context.partition_key)
-    start = previous_trading_day(day, config.window_days)
-    with clickhouse.client() as client:
-        features = read_factor_panel(clickhouse, client, start, day)
-        bars = adjusted_bars(read_daily_bars(clickhouse, client, start, day))
-        labels = next_day_labels(bars)
-        summary = screen(
-            rank_ic_table(features, labels), config.ic_threshold, config.min_t, config.min_days
-        )
-        frame = summary.reset_index().assign(date=day)
-        clickhouse.replace_partition(
-            client, FACTOR_SCREENING, frame[list(FACTOR_SCREENING.columns)], day
-        )
-    prices = bars.pivot(index="date", columns="symbol", values="close")
+def factor_screening(
+    context: AssetExecutionContext,
+    config: ScreeningConfig,
+    daily_factor_values: pd.DataFrame,
+    alpha158_values: pd.DataFrame,
+    microstructure_values: pd.DataFrame,
+    news_factor_values: pd.DataFrame,
+    labels: pd.DataFrame,
+    adjusted_bars: pd.DataFrame,
+) -> Iterator:
+    """Daily rank IC of every factor against the next-day return over the window that ends on
+    the day (only labels known by its close), with reports and plots of the strongest."""
+    if not 1 <= config.window_days <= SCREENING_WINDOW:
+        raise ValueError(f"window_days must be within 1..{SCREENING_WINDOW}")
+    sets = {
+        "daily": daily_factor_values,
+        "alpha158": alpha158_values,
+        "micro": microstructure_values,
+        "news": news_factor_values,
+    }
+    panel, origin = factor_panel({k: _last_days(v, config.window_days) for k, v in sets.items()})
+    label = labels_by_date(labels, "ret_1d")
+    summary = screen(
+        rank_ic_table(panel, label), config.ic_threshold, config.min_t, config.min_days
+    )
+    summary.insert(0, "factor_set", summary.index.map(origin))
+    prices = adjusted_bars.pivot(index="date", columns="symbol", values="close")
     folder = data_dir() / "reports" / "factors" / context.partition_key
     folder.mkdir(parents=True, exist_ok=True)
     plots = []
     # Reports of the strongest factors with a full window (a factor added lately has too few
     # days for quantile returns over 5 days).
     for name in summary.index[summary["n_days"] >= config.min_days][: config.plots]:
-        report = factor_report(features[name].dropna(), prices, periods=(1, 5), quantiles=5)
+        report = factor_report(panel[name].dropna(), prices, periods=(1, 5), quantiles=5)
         pngs = report_pngs(report)
         for plot, png in pngs.items():
             (folder / f"{name}_{plot}.png").write_bytes(png)
         plots.append(_png_md(pngs, name))
-    shown = summary.head(15)[["rank_ic_mean", "icir", "t_stat", "n_days", "active"]]
-    return MaterializeResult(
+    shown = summary.head(15)[["factor_set", "rank_ic_mean", "icir", "t_stat", "n_days", "active"]]
+    yield Output(
+        summary.reset_index(),
         metadata={
             "factors": len(summary),
             "active": int(summary["active"].sum()),
+            "labelled_days": int(label.index.get_level_values("date").nunique()),
             "top_factors": MetadataValue.md(shown.round(4).to_markdown()),
             "plots": MetadataValue.md("\n\n".join(plots) or "no factors"),
             "plot_folder": MetadataValue.path(str(folder)),
-        }
+        },
     )
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="factors",
-    deps=[factor_evaluation],
-    check_specs=[AssetCheckSpec("has_factors", asset="active_factors")],
-)
-def active_factors(context: AssetExecutionContext, clickhouse: ClickHouseResource):
-    """The factors whose rank IC on the validation window passes the threshold: the model's
-    inputs for the day."""
-    d = {"d": pd.Timestamp(context.partition_key).date()}
-    with clickhouse.client() as client:
-        active = clickhouse.query_df(
-            client,
-            "SELECT factor, rank_ic_mean, t_stat FROM {db}.factor_screening "
-            "WHERE date = %(d)s AND active ORDER BY abs(t_stat) DESC",
-            d,
+@daily_table(
+    ACTIVE_FACTORS,
+    group="factors",
+    ins={"factor_screening": same_day()},
+    check_specs=[
+        AssetCheckSpec(
+            "has_factors",
+            asset="active_factors",
+            description="At least one factor passes the screening (else the model falls back "
+            "to the daily set).",
         )
-    yield MaterializeResult(
+    ],
+)
+def active_factors(factor_screening: pd.DataFrame) -> Iterator:
+    """The factors whose rank IC on the validation window passes the threshold: the model's
+    inputs for the day, strongest first."""
+    active = factor_screening[factor_screening["active"].astype(bool)]
+    active = active.reindex(active["t_stat"].abs().sort_values(ascending=False).index)
+    frame = active[list(ACTIVE_FACTORS.columns)].reset_index(drop=True)
+    yield Output(
+        frame,
         metadata={
-            "count": len(active),
-            "factors": MetadataValue.md(active.round(4).to_markdown(index=False)),
+            "count": len(frame),
+            "by_set": MetadataValue.json(frame["factor_set"].value_counts().to_dict()),
+            "factors": MetadataValue.md(
+                frame.drop(columns="date").round(4).to_markdown(index=False) or "none"
+            ),
         },
-        check_results=[
-            AssetCheckResult(
-                passed=len(active) > 0,
-                severity=AssetCheckSeverity.WARN,
-                metadata={"count": len(active)},
-            )
-        ],
+    )
+    yield AssetCheckResult(
+        passed=len(frame) > 0, severity=AssetCheckSeverity.WARN, metadata={"count": len(frame)}
     )

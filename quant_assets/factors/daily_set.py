@@ -25,16 +25,10 @@ LOOKBACK_DAYS = 30
 
 
 def compute_daily_factors(adjusted: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
-    """Factor values of `day` in long form (date, symbol, factor, value) from adjusted bars
-    covering the lookback window up to and including `day`. Suspended rows give no values.
-    All formulas are evaluated in one pass, for the day only (shared subexpressions once)."""
+    """Factor values of `day` (date, symbol, one column per factor) from adjusted bars covering
+    the lookback window up to and including `day`. Suspended rows give no values. All formulas
+    are evaluated in one pass, for the day only (shared subexpressions once)."""
     traded = adjusted[~adjusted["is_suspended"].astype(bool)]
     wide = evaluate_many(list(DAILY_FACTORS.values()), traded, names=list(DAILY_FACTORS), start=day)
     wide = wide[wide.index.get_level_values("date") == day]
-    return long_form(wide)[["date", "symbol", "factor", "value"]]
-
-
-def long_form(wide: pd.DataFrame) -> pd.DataFrame:
-    """(date, symbol) x factor -> rows of date, symbol, factor, value."""
-    out = wide.stack(future_stack=True).rename("value").reset_index()
-    return out.rename(columns={out.columns[2]: "factor"})
+    return wide.reset_index()

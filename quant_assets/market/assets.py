@@ -1,49 +1,75 @@
-"""Market stage: the daily universe, the five raw tables (validated, with quarantine) and their
-normalised forms (minute bars, point-in-time adjustment factors, news by trading day)."""
+"""Market stage: the daily universe, the five raw tables (validated, bad rows quarantined) and
+what derives from them once for every later stage: minute bars, point-in-time adjustment
+factors, adjusted bars, news by trading day and the labels (forward returns) each close reveals.
+"""
+
+from collections.abc import Iterator
 
 import pandas as pd
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
-    AssetDep,
     AssetExecutionContext,
+    AssetOut,
     AssetsDefinition,
     Config,
     Failure,
-    MaterializeResult,
     MetadataValue,
     Output,
-    TimeWindowPartitionMapping,
-    asset,
-    asset_check,
+    multi_asset,
 )
 
-from quant_assets.calendar import TRADING_DAYS, previous_trading_day, trading_days
+from quant_assets.calendar import TRADING_DAYS, trading_days
+from quant_assets.market.adjustment import adjusted_day, adjustment_of_day
 from quant_assets.market.contract.dagster_types import contract_type
 from quant_assets.market.contract.tables import (
+    ADJUSTED_BARS,
     ADJUSTMENT_FACTORS,
+    LABELS,
     MINUTE_BARS,
     NEWS_ITEMS,
     QUARANTINE,
     RAW_TABLES,
-    UNIVERSE_DAILY,
+    UNIVERSE,
 )
-from quant_assets.market.normalise import (
-    adjustment_factors as action_factors,
-)
-from quant_assets.market.normalise import (
-    compare_daily_bars,
-    news_to_trading_days,
-    trades_to_daily_bars,
-    trades_to_minute_bars,
-)
-from quant_assets.market.queries import read_daily_bars
+from quant_assets.market.intraday import trades_to_minute_bars
+from quant_assets.market.labels import LOOKBACK, labels_known_on
+from quant_assets.market.news_days import news_to_trading_days
+from quant_assets.market.sources.delivery import land, reference_universe
 from quant_assets.market.validation import IngestError
 from quant_assets.market.validation.ingest import clean_rows, ingest_file, quarantine_rows
-from resources.clickhouse import ClickHouseResource
+from quant_assets.wiring import IO_MANAGER, daily_table, previous_day, same_day, window
+from resources.clickhouse_io import table_metadata
 from resources.market import MarketDataResource
+
+# Corporate actions are announced days to weeks before their ex-date (the simulated market:
+# 5-20 trading days); a day's factor looks for them in this many days of deliveries.
+ACTIONS_WINDOW = 60
+
+
+def _day(context: AssetExecutionContext) -> pd.Timestamp:
+    return pd.Timestamp(context.partition_key)
+
+
+@daily_table(
+    UNIVERSE,
+    group="market",
+    check_specs=[
+        AssetCheckSpec(
+            "not_empty",
+            asset="universe",
+            blocking=True,
+            description="At least one symbol is listed on the day.",
+        )
+    ],
+)
+def universe(context: AssetExecutionContext, market: MarketDataResource) -> Iterator:
+    """Point-in-time universe: symbols listed on the day, with name, industry, board and ST flag."""
+    day = _day(context)
+    uni = reference_universe(market)
+    frame = uni[uni["list_date"] <= day].assign(date=day)[list(UNIVERSE.columns)]
+    yield Output(frame, metadata={"industries": int(frame["industry"].nunique())})
+    yield AssetCheckResult(passed=len(frame) > 0, metadata={"symbols": len(frame)})
 
 
 class IngestConfig(Config):
@@ -56,30 +82,6 @@ class IngestConfig(Config):
 DEFAULT_MAX_BAD_SHARE = {"order_book": 0.05}
 
 
-def _day(context: AssetExecutionContext) -> pd.Timestamp:
-    return pd.Timestamp(context.partition_key)
-
-
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="market",
-    check_specs=[AssetCheckSpec("not_empty", asset="universe", blocking=True)],
-)
-def universe(
-    context: AssetExecutionContext, clickhouse: ClickHouseResource, market: MarketDataResource
-) -> MaterializeResult:
-    """Point-in-time universe: symbols listed on the day, with name, industry, board and ST flag."""
-    day = _day(context)
-    uni = market.universe()
-    frame = uni[uni["list_date"] <= day].assign(date=day)[list(UNIVERSE_DAILY.columns)]
-    with clickhouse.client() as client:
-        rows = clickhouse.replace_partition(client, UNIVERSE_DAILY, frame, day)
-    return MaterializeResult(
-        metadata={"rows": rows, "industries": int(frame["industry"].nunique())},
-        check_results=[AssetCheckResult(passed=rows > 0, metadata={"rows": rows})],
-    )
-
-
 def _examples(quarantine: pd.DataFrame, n: int = 5) -> str:
     if quarantine.empty:
         return "none"
@@ -87,212 +89,251 @@ def _examples(quarantine: pd.DataFrame, n: int = 5) -> str:
     return shown.to_markdown(index=False)
 
 
-def _raw_asset(kind: str, name: str, deps: list, description: str) -> AssetsDefinition:
-    """A raw table's asset: land the day's file, validate it, quarantine bad rows, store the
-    clean rows, and block downstream when the bad share passes the configured threshold."""
-    spec = RAW_TABLES[kind]
-
-    @asset(
-        name=name,
-        description=description,
-        partitions_def=TRADING_DAYS,
-        group_name="market",
-        deps=deps,
-        dagster_type=contract_type(kind),
-        io_manager_key="clickhouse_io",
-        metadata={"table": spec.name},
-        check_specs=[AssetCheckSpec("bad_share", asset=name, blocking=True)],
-    )
-    def _raw(
-        context: AssetExecutionContext,
-        config: IngestConfig,
-        clickhouse: ClickHouseResource,
-        market: MarketDataResource,
-    ):
-        day = _day(context)
-        try:
-            path = market.land(kind, day)
-            with clickhouse.client() as client:
-                known = clickhouse.query_df(
-                    client,
-                    "SELECT symbol, list_date FROM {db}.universe_daily WHERE date = %(d)s",
-                    {"d": day.date()},
-                )
-                bars = None
-                if kind in ("trades", "order_book"):
-                    bars = read_daily_bars(clickhouse, client, day, day)
-                result = ingest_file(
-                    kind,
-                    path,
-                    day,
-                    set(known["symbol"]),
-                    bars=bars,
-                    # a month of calendar covers the five trading days after any listing
-                    trading_days=trading_days(day - pd.Timedelta(days=31), day),
-                    listings=known.set_index("symbol")["list_date"],
-                )
-                quarantined = quarantine_rows(result, day)
-                clickhouse.replace_partition(client, QUARANTINE, quarantined, day, kind=kind)
-        except IngestError as exc:
-            raise Failure(
-                description=f"{kind} file rejected: {exc.reason}",
-                metadata={"file": exc.source, "reason": exc.reason},
-            ) from exc
-        counts = {rule: int(n) for rule, n in result.counts.items() if n}
-        yield Output(
-            clean_rows(result),
-            metadata={
-                "source_file": MetadataValue.path(str(path)),
-                "rows_in_file": result.n_input,
-                "rows_quarantined": result.n_quarantined,
-                "rules_skipped": ", ".join(result.skipped) or "none",
-            },
+def _ingest(
+    context: AssetExecutionContext,
+    config: IngestConfig,
+    market: MarketDataResource,
+    kind: str,
+    name: str,
+    universe: pd.DataFrame,
+    bars: pd.DataFrame | None,
+) -> Iterator:
+    """Land the day's file, validate it, yield the clean rows, the quarantine and the check."""
+    day = _day(context)
+    try:
+        path = land(market, kind, day)
+        result = ingest_file(
+            kind,
+            path,
+            day,
+            set(universe["symbol"]),
+            bars=bars,
+            # a month of calendar covers the five trading days after any listing
+            trading_days=trading_days(day - pd.Timedelta(days=31), day),
+            listings=universe.set_index("symbol")["list_date"],
         )
-        threshold = config.max_bad_share
-        if threshold is None:
-            threshold = DEFAULT_MAX_BAD_SHARE.get(kind, 0.01)
-        yield AssetCheckResult(
-            check_name="bad_share",
-            passed=result.bad_share <= threshold,
-            metadata={
-                "bad_share": result.bad_share,
-                "threshold": threshold,
-                "counts": MetadataValue.json(counts),
-                "examples": MetadataValue.md(_examples(result.quarantine)),
-            },
-        )
-
-    return _raw
-
-
-raw_daily_bars = _raw_asset(
-    "bars", "raw_daily_bars", [universe], "Unadjusted daily bars (suspended days kept)."
-)
-raw_trades = _raw_asset("trades", "raw_trades", [universe, raw_daily_bars], "Tick-by-tick trades.")
-raw_order_book = _raw_asset(
-    "order_book", "raw_order_book", [universe, raw_daily_bars], "10-level order-book snapshots."
-)
-raw_news = _raw_asset("news", "raw_news", [universe], "News items as published.")
-raw_corporate_actions = _raw_asset(
-    "corporate_actions", "raw_corporate_actions", [universe], "Corporate actions as announced."
-)
-
-
-@asset_check(asset=raw_daily_bars, additional_deps=[raw_trades], blocking=False)
-def daily_bars_match_trades(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
-) -> AssetCheckResult:
-    """The vendor's daily bars agree with the bars rebuilt from the day's trades."""
-    day = pd.Timestamp(context.op_execution_context.partition_key)
-    with clickhouse.client() as client:
-        clickhouse.ensure_table(client, RAW_TABLES["trades"])
-        trades = clickhouse.query_df(
-            client, "SELECT * FROM {db}.raw_trades WHERE date = %(d)s", {"d": day.date()}
-        )
-        bars = read_daily_bars(clickhouse, client, day, day)
-    if trades.empty:
-        return AssetCheckResult(
-            passed=False,
-            severity=AssetCheckSeverity.WARN,
-            metadata={"note": "no trades stored for the day: nothing to compare the bars with"},
-        )
-    mismatches = compare_daily_bars(trades_to_daily_bars(trades), bars)
-    return AssetCheckResult(
-        passed=bool(mismatches.empty),
-        severity=AssetCheckSeverity.WARN,
+    except IngestError as exc:
+        raise Failure(
+            description=f"{kind} file rejected: {exc.reason}",
+            metadata={"file": exc.source, "reason": exc.reason},
+        ) from exc
+    counts = {rule: int(n) for rule, n in result.counts.items() if n}
+    yield Output(
+        clean_rows(result),
+        output_name=name,
         metadata={
-            "mismatches": len(mismatches),
-            "examples": MetadataValue.md(mismatches.head(5).to_markdown(index=False) or "none"),
+            "source_file": MetadataValue.path(str(path)),
+            "rows_in_file": result.n_input,
+            "rows_quarantined": result.n_quarantined,
+            "rules_skipped": ", ".join(result.skipped) or "none",
+        },
+    )
+    yield Output(
+        quarantine_rows(result, day),
+        output_name=f"{kind}_quarantine",
+        metadata={"rules": MetadataValue.json(counts)},
+    )
+    threshold = config.max_bad_share
+    if threshold is None:
+        threshold = DEFAULT_MAX_BAD_SHARE.get(kind, 0.01)
+    yield AssetCheckResult(
+        asset_key=name,
+        check_name="bad_share",
+        passed=result.bad_share <= threshold,
+        metadata={
+            "bad_share": result.bad_share,
+            "threshold": threshold,
+            "counts": MetadataValue.json(counts),
+            "examples": MetadataValue.md(_examples(result.quarantine)),
         },
     )
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="market",
-    io_manager_key="clickhouse_io",
-    metadata={"table": MINUTE_BARS.name},
+def _raw_outs(kind: str, name: str, description: str) -> dict[str, AssetOut]:
+    return {
+        name: AssetOut(
+            description=description,
+            group_name="market",
+            dagster_type=contract_type(kind),
+            io_manager_key=IO_MANAGER,
+            metadata=table_metadata(RAW_TABLES[kind]),
+            kinds={"clickhouse", "pandas"},
+        ),
+        f"{kind}_quarantine": AssetOut(
+            description=f"Rows of the day's {kind} file that broke a rule: the rule, a detail, "
+            "the row as delivered (JSON) and the file. Nothing is fixed or dropped silently.",
+            group_name="quarantine",
+            io_manager_key=IO_MANAGER,
+            metadata=table_metadata(QUARANTINE, kind=kind),
+            kinds={"clickhouse", "pandas"},
+        ),
+    }
+
+
+def _bad_share(name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(
+            "bad_share",
+            asset=name,
+            blocking=True,
+            description="The share of the file's rows that went to quarantine is within "
+            "max_bad_share (1%, 5% for order books); counts per rule and examples attached.",
+        )
+    ]
+
+
+def _raw_asset(kind: str, name: str, description: str) -> AssetsDefinition:
+    """The raw table of `kind` and its quarantine, from the day's landing file."""
+
+    @multi_asset(
+        name=name,  # the step (and its run config) keeps the raw table's name
+        partitions_def=TRADING_DAYS,
+        outs=_raw_outs(kind, name, description),
+        ins={"universe": same_day(columns=["symbol", "list_date"])},
+        check_specs=_bad_share(name),
+    )
+    def _assets(
+        context: AssetExecutionContext,
+        config: IngestConfig,
+        market: MarketDataResource,
+        universe: pd.DataFrame,
+    ) -> Iterator:
+        yield from _ingest(context, config, market, kind, name, universe, None)
+
+    return _assets
+
+
+def _intraday_asset(kind: str, name: str, description: str) -> AssetsDefinition:
+    """An intraday raw table and its quarantine: prices are checked against the day's limits,
+    which come from the day's daily bars."""
+
+    @multi_asset(
+        name=name,  # the step (and its run config) keeps the raw table's name
+        partitions_def=TRADING_DAYS,
+        outs=_raw_outs(kind, name, description),
+        ins={
+            "universe": same_day(columns=["symbol", "list_date"]),
+            "raw_daily_bars": same_day(),
+        },
+        check_specs=_bad_share(name),
+    )
+    def _assets(
+        context: AssetExecutionContext,
+        config: IngestConfig,
+        market: MarketDataResource,
+        universe: pd.DataFrame,
+        raw_daily_bars: pd.DataFrame,
+    ) -> Iterator:
+        yield from _ingest(context, config, market, kind, name, universe, raw_daily_bars)
+
+    return _assets
+
+
+raw_daily_bars = _raw_asset(
+    "bars", "raw_daily_bars", "Unadjusted daily bars as the vendor sent them (suspended days kept)."
 )
+raw_trades = _intraday_asset("trades", "raw_trades", "Tick-by-tick trades of the day.")
+raw_order_book = _intraday_asset(
+    "order_book", "raw_order_book", "10-level order-book snapshots of the day."
+)
+raw_news = _raw_asset("news", "raw_news", "News items as published, delivered with the day.")
+raw_corporate_actions = _raw_asset(
+    "corporate_actions",
+    "raw_corporate_actions",
+    "Corporate actions (dividends, bonus shares, splits) as announced, delivered with the day.",
+)
+
+
+@daily_table(MINUTE_BARS, group="market", ins={"raw_trades": same_day()})
 def minute_bars(raw_trades: pd.DataFrame) -> pd.DataFrame:
     """1-minute bars from the day's trades, each labelled by the minute's end."""
     return trades_to_minute_bars(raw_trades)
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="market",
-    deps=[
-        raw_daily_bars,
-        raw_corporate_actions,
-        # Each day compounds the previous day's factor: backfills must run oldest first.
-        AssetDep("adjustment_factors", partition_mapping=TimeWindowPartitionMapping(-1, -1)),
+@daily_table(
+    ADJUSTMENT_FACTORS,
+    group="market",
+    ins={
+        "raw_daily_bars": window(2, columns=["date", "symbol", "close", "preclose"]),
+        "raw_corporate_actions": window(ACTIONS_WINDOW),
+        # Each day compounds the previous day's factor: a backfill runs oldest first.
+        "previous": previous_day("adjustment_factors", columns=["symbol", "factor"]),
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "agrees_with_preclose",
+            asset="adjustment_factors",
+            description="On every ex-date with an announced action, the action's step agrees "
+            "with the gap the exchange's ex-rights preclose shows (within 0.2%).",
+        )
     ],
-    io_manager_key="clickhouse_io",
-    metadata={"table": ADJUSTMENT_FACTORS.name},
-    check_specs=[AssetCheckSpec("agrees_with_preclose", asset="adjustment_factors")],
 )
-def adjustment_factors(context: AssetExecutionContext, clickhouse: ClickHouseResource):
+def adjustment_factors(
+    context: AssetExecutionContext,
+    raw_daily_bars: pd.DataFrame,
+    raw_corporate_actions: pd.DataFrame,
+    previous: pd.DataFrame,
+) -> Iterator:
     """Backward-adjustment factor of each symbol as known on the day: yesterday's factor times
-    the step of actions announced by today with ex-date today; checked against the step the
-    exchange's ex-rights preclose implies."""
-    day = _day(context)
-    prev = previous_trading_day(day)
-    with clickhouse.client() as client:
-        bars = read_daily_bars(clickhouse, client, prev, day)  # prev: the previous trading day
-        actions = clickhouse.query_df(
-            client,
-            "SELECT * FROM {db}.raw_corporate_actions WHERE announce_date <= %(d)s "
-            "AND ex_date = %(d)s",
-            {"d": day.date()},
-        )
-        clickhouse.ensure_table(client, ADJUSTMENT_FACTORS)
-        before = clickhouse.query_df(
-            client,
-            "SELECT symbol, factor FROM {db}.adjustment_factors WHERE date = %(p)s",
-            {"p": prev.date()},
-        )
-    steps = action_factors(actions, bars, as_of=day)
-    today = bars[bars["date"] == day].set_index("symbol")
-    # positional columns below: the steps in the order of today's rows
-    steps = steps[steps["date"] == day].set_index("symbol")["factor"].reindex(today.index)
-    yesterday = bars[bars["date"] == prev].set_index("symbol")["close"]
-    from_preclose = (yesterday.reindex(today.index) / today["preclose"]).fillna(1.0)
-    factor = before.set_index("symbol")["factor"].reindex(today.index).fillna(1.0) * steps
-    frame = pd.DataFrame(
-        {"symbol": today.index, "factor": factor.to_numpy(), "step": steps.to_numpy()}
-    ).assign(date=day, step_from_preclose=from_preclose.to_numpy())
-    off = (frame["step"] / frame["step_from_preclose"] - 1).abs() > 2e-3
+    the step of the actions announced by today with ex-date today (or of the exchange's
+    ex-rights gap where no action was delivered)."""
+    frame = adjustment_of_day(raw_daily_bars, raw_corporate_actions, previous, _day(context))
+    acted = frame["basis"] == "actions"
+    off = acted & ((frame["step"] / frame["step_from_preclose"] - 1).abs() > 2e-3)
     yield Output(
-        frame[list(ADJUSTMENT_FACTORS.columns)],
-        metadata={"ex_dates": int((frame["step"] != 1).sum())},
+        frame,
+        metadata={
+            "ex_dates": int((frame["step"] != 1).sum()),
+            "steps_from_preclose": int((frame["basis"] == "preclose").sum()),
+            "chain": "continues" if len(previous) else "starts (first stored day)",
+        },
     )
     yield AssetCheckResult(
-        check_name="agrees_with_preclose",
         passed=not bool(off.any()),
         metadata={"disagreeing_symbols": ", ".join(frame.loc[off, "symbol"][:10]) or "none"},
     )
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="market",
-    deps=[raw_news],
-    io_manager_key="clickhouse_io",
-    metadata={"table": NEWS_ITEMS.name},
+@daily_table(
+    ADJUSTED_BARS,
+    group="market",
+    ins={
+        "raw_daily_bars": same_day(),
+        "adjustment_factors": same_day(columns=["symbol", "factor"]),
+    },
 )
-def news_items(context: AssetExecutionContext, clickhouse: ClickHouseResource) -> pd.DataFrame:
+def adjusted_bars(raw_daily_bars: pd.DataFrame, adjustment_factors: pd.DataFrame) -> pd.DataFrame:
+    """The day's bars backward-adjusted with its factors (prices x factor, volume / factor,
+    vwap): the one adjusted price series every factor, label and report reads."""
+    return adjusted_day(raw_daily_bars, adjustment_factors)[list(ADJUSTED_BARS.columns)]
+
+
+@daily_table(
+    NEWS_ITEMS,
+    group="market",
+    ins={"raw_news": window(2)},
+)
+def news_items(context: AssetExecutionContext, raw_news: pd.DataFrame) -> pd.DataFrame:
     """News by the trading day it can first act on: yesterday's items after 15:00 and today's
     before 15:00 (a news item after the close belongs to the next trading day)."""
     day = _day(context)
-    prev = previous_trading_day(day)
-    with clickhouse.client() as client:
-        news = clickhouse.query_df(
-            client,
-            "SELECT * FROM {db}.raw_news WHERE date IN (%(p)s, %(d)s)",
-            {"p": prev.date(), "d": day.date()},
-        )
-    if news.empty:
+    if raw_news.empty:
         return pd.DataFrame(columns=list(NEWS_ITEMS.columns))
-    dated = news_to_trading_days(news, trading_days(prev, day + pd.Timedelta(days=14)))
+    dated = news_to_trading_days(raw_news, trading_days(day - pd.Timedelta(days=20), day))
     today = dated[dated["trading_date"] == day].drop(columns="date")
     return today.rename(columns={"trading_date": "date"})[list(NEWS_ITEMS.columns)]
+
+
+@daily_table(
+    LABELS,
+    group="market",
+    ins={
+        "adjusted_bars": window(
+            LOOKBACK + 1, columns=["date", "symbol", "open", "close", "is_suspended"]
+        )
+    },
+)
+def labels(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> pd.DataFrame:
+    """Forward returns the day's close reveals (1, 5 and 10-day returns, Qlib's label and the
+    next-open return of a portfolio formed two days ago): stored on the day they are known."""
+    return labels_known_on(adjusted_bars, _day(context))

@@ -1,128 +1,157 @@
-"""Model stage: a LightGBM model trained each day on a rolling window, and its predictions."""
+"""Model stage: a LightGBM model trained each day on a window of the active factors and the
+labels known by the day's close, stored in MLflow, and the day's scores from it."""
 
 import math
+from collections.abc import Iterator
 
-import mlflow
+import lightgbm as lgb
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     Config,
     Failure,
-    MaterializeResult,
     MetadataValue,
+    Output,
     asset,
 )
+from pydantic import Field
 
-from quant_assets.calendar import TRADING_DAYS, previous_trading_day
-from quant_assets.factors.assets import active_factors, factor_values
+from quant_assets.calendar import TRADING_DAYS
 from quant_assets.factors.daily_set import DAILY_FACTORS
-from quant_assets.factors.queries import read_factor_panel
-from quant_assets.market.queries import adjusted_bars, read_daily_bars
-from quant_assets.models.dataset import next_day_labels, training_frame
+from quant_assets.factors.panel import factor_panel
+from quant_assets.market.labels import labels_by_date
+from quant_assets.models.dataset import training_frame
 from quant_assets.models.lgbm import fit_lgbm
 from quant_assets.models.tables import PREDICTIONS
-from quant_assets.models.tracking import find_daily_model, log_daily_model
-from resources.clickhouse import ClickHouseResource
-from resources.mlflow_tracking import MLflowResource
+from quant_assets.wiring import daily_table, same_day, window
+from resources.mlflow_io import ModelArtifact
+
+# Trading days of factors and labels a model may train on (the config can use fewer).
+TRAIN_WINDOW = 62
+FACTOR_SETS = (
+    "daily_factor_values",
+    "alpha158_values",
+    "microstructure_values",
+    "news_factor_values",
+)
+LABEL = "label"  # Qlib's Ref($close,-2)/Ref($close,-1)-1
 
 
 class TrainConfig(Config):
-    train_days: int = 60
-    min_train_days: int = 15
-    seed: int = 0
+    train_days: int = Field(
+        default=60, description=f"trading days of training data (at most {TRAIN_WINDOW})"
+    )
+    min_train_days: int = Field(default=15, description="fewer labelled days fail the step")
+    seed: int = Field(default=0, description="LightGBM's random seed")
+
+
+def _panel(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The factor sets joined on the rows of the daily set: the symbols that traded (a
+    suspended day has news factors but nothing to learn from or to score)."""
+    panel, _ = factor_panel({name: frames[name] for name in FACTOR_SETS}, rows_of=FACTOR_SETS[0])
+    return panel
 
 
 @asset(
     partitions_def=TRADING_DAYS,
     group_name="models",
-    deps=[factor_values, active_factors],
-    check_specs=[AssetCheckSpec("metrics_finite", asset="lgbm_model", blocking=True)],
+    io_manager_key="mlflow_model_io",
+    kinds={"lightgbm", "mlflow"},
+    ins={
+        "active_factors": same_day(columns=["factor"]),
+        **{name: window(TRAIN_WINDOW) for name in FACTOR_SETS},
+        "labels": window(TRAIN_WINDOW, columns=["date", "symbol", LABEL]),
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "metrics_finite",
+            asset="lgbm_model",
+            blocking=True,
+            description="Every training and validation metric is a finite number.",
+        )
+    ],
 )
 def lgbm_model(
     context: AssetExecutionContext,
     config: TrainConfig,
-    clickhouse: ClickHouseResource,
-    mlflow_tracking: MLflowResource,
-) -> MaterializeResult:
-    """LightGBM trained on the last `train_days` trading days of factors and known labels,
-    logged to MLflow with params, metrics and its signature."""
+    active_factors: pd.DataFrame,
+    labels: pd.DataFrame,
+    **factor_sets: pd.DataFrame,
+) -> Iterator:
+    """LightGBM on the day's active factors over the last `train_days` trading days with a
+    known label (Qlib's, the return from the next close to the one after), logged to MLflow
+    with params, metrics and its signature."""
     day = pd.Timestamp(context.partition_key)
-    start = previous_trading_day(day, config.train_days + 1)
-    with clickhouse.client() as client:
-        active = clickhouse.query_df(
-            client,
-            "SELECT factor FROM {db}.factor_screening WHERE date = %(d)s AND active",
-            {"d": day.date()},
-        )["factor"].tolist()
-        if not active:
-            context.log.warning("no active factors on the day; training on the daily factor set")
-            active = list(DAILY_FACTORS)
-        active = sorted(active)
-        features = read_factor_panel(clickhouse, client, start, day, factors=active)
-        bars = read_daily_bars(clickhouse, client, start, day)
-    features = features.reindex(columns=active)
-    if features.empty or bars.empty:
-        raise Failure(f"no factors or bars stored between {start.date()} and {day.date()}")
-    X, y = training_frame(features, next_day_labels(adjusted_bars(bars)), day)
+    if not 1 <= config.train_days <= TRAIN_WINDOW:
+        raise ValueError(f"train_days must be within 1..{TRAIN_WINDOW}")
+    active = sorted(active_factors["factor"])
+    if not active:
+        context.log.warning("no active factors on the day; training on the daily factor set")
+        active = sorted(DAILY_FACTORS)
+    panel = _panel(factor_sets)
+    dates = panel.index.get_level_values("date").unique().sort_values()
+    panel = panel[panel.index.get_level_values("date").isin(dates[-(config.train_days + 1) :])]
+    X, y = training_frame(panel.reindex(columns=active), labels_by_date(labels, LABEL), day)
     n_dates = X.index.get_level_values("date").nunique()
     if n_dates < config.min_train_days:
         raise Failure(
             f"only {n_dates} labelled days before {day.date()} (need {config.min_train_days}); "
-            "materialise raw_daily_bars and factor_values for earlier days first"
+            "materialise the history (the history_load job) for earlier days first"
         )
     fit = fit_lgbm(X, y, seed=config.seed)
-    experiment_id = mlflow_tracking.setup()
-    run_id, model_uri = log_daily_model(
-        experiment_id,
-        context.partition_key,
-        fit,
-        X,
-        {"train_days": config.train_days, "n_features": X.shape[1]},
-    )
     context.log.info(f"trained on {n_dates} days, valid rank IC {fit.metrics['valid_rank_ic']:.4f}")
     importance = pd.Series(fit.model.feature_importances_, index=X.columns).sort_values()
-    finite = all(math.isfinite(v) for v in fit.metrics.values())
-    return MaterializeResult(
+    sample = X.head(5).reset_index(drop=True)
+    artifact = ModelArtifact(
+        model=fit.model,
+        flavor="lightgbm",
+        features=list(X.columns),
+        params={**fit.params, "train_days": config.train_days, "n_features": X.shape[1]},
+        metrics=fit.metrics,
+        input_example=sample,
+        requirements=[f"lightgbm=={lgb.__version__}"],
+    )
+    yield Output(
+        artifact,
         metadata={
-            "mlflow_run_id": run_id,
-            "model_uri": model_uri,
-            **{k: float(v) for k, v in fit.metrics.items()},
             "feature_importance": MetadataValue.md(
                 importance[::-1].to_frame("splits").to_markdown()
             ),
+            "training_window": f"{X.index.get_level_values('date').min().date()}.."
+            f"{X.index.get_level_values('date').max().date()}",
         },
-        check_results=[AssetCheckResult(passed=finite, metadata=fit.metrics)],
     )
+    finite = all(math.isfinite(v) for v in fit.metrics.values())
+    yield AssetCheckResult(passed=finite, metadata=fit.metrics)
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="models",
-    deps=[lgbm_model, factor_values],
-    check_specs=[AssetCheckSpec("scores_complete", asset="predictions", blocking=True)],
+@daily_table(
+    PREDICTIONS,
+    group="models",
+    kinds=("lightgbm",),
+    ins={
+        "lgbm_model": AssetIn(),
+        **{name: same_day() for name in FACTOR_SETS},
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "scores_complete",
+            asset="predictions",
+            blocking=True,
+            description="Every symbol that traded on the day has a finite score.",
+        )
+    ],
 )
-def predictions(
-    context: AssetExecutionContext,
-    clickhouse: ClickHouseResource,
-    mlflow_tracking: MLflowResource,
-) -> MaterializeResult:
-    """Scores of every symbol with factors on the day, from that day's model."""
-    day = pd.Timestamp(context.partition_key)
-    model_uri = find_daily_model(mlflow_tracking.setup(), context.partition_key)
-    model = mlflow.lightgbm.load_model(model_uri)
-    with clickhouse.client() as client:
-        names = list(model.feature_name_)
-        features = read_factor_panel(clickhouse, client, day, day, factors=names)
-        features = features.reindex(columns=names)
-        scores = pd.Series(model.predict(features), index=features.index, name="score")
-        frame = scores.reset_index().assign(model_uri=model_uri)
-        rows = clickhouse.replace_partition(client, PREDICTIONS, frame, day)
+def predictions(lgbm_model: ModelArtifact, **factor_sets: pd.DataFrame) -> Iterator:
+    """Scores of every symbol that traded on the day, from that day's model."""
+    features = _panel(factor_sets).reindex(columns=lgbm_model.features)
+    scores = pd.Series(lgbm_model.model.predict(features), index=features.index, name="score")
+    frame = scores.reset_index().assign(model_uri=lgbm_model.uri)
     missing = int(frame["score"].isna().sum())
-    return MaterializeResult(
-        metadata={"rows": rows, "model_uri": model_uri, "score_std": float(frame["score"].std())},
-        check_results=[
-            AssetCheckResult(passed=rows > 0 and missing == 0, metadata={"nan_scores": missing})
-        ],
+    yield Output(
+        frame, metadata={"model_uri": lgbm_model.uri, "score_std": float(frame["score"].std())}
     )
+    yield AssetCheckResult(passed=len(frame) > 0 and missing == 0, metadata={"nan_scores": missing})

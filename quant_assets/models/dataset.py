@@ -8,17 +8,6 @@ import pandas as pd
 from quant_assets.factors.screening import rank_ic_table
 
 
-def next_day_labels(adjusted: pd.DataFrame) -> pd.Series:
-    """Label of (t, symbol): the adjusted close-to-close return of the symbol's next stored day.
-
-    It is NaN on the last stored day, so a frame read up to day D never labels D: labels of
-    t are only known at the close of t+1.
-    """
-    df = adjusted.sort_values(["symbol", "date"])
-    label = df.groupby("symbol")["ret1"].shift(-1)
-    return pd.Series(label.to_numpy(), index=pd.MultiIndex.from_frame(df[["date", "symbol"]]))
-
-
 def cross_sectional_rank(values: pd.Series) -> pd.Series:
     """Per-date percentile rank centred on zero: the usual target of a stock-selection model,
     insensitive to the market's level and to outliers."""
@@ -26,14 +15,17 @@ def cross_sectional_rank(values: pd.Series) -> pd.Series:
 
 
 def training_frame(
-    features: pd.DataFrame, labels: pd.Series, day: pd.Timestamp
+    features: pd.DataFrame, label: pd.Series, day: pd.Timestamp
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """Rows strictly before `day` whose label is known, with the ranked label as target."""
-    joined = features.join(labels.rename("label"), how="inner")
+    """Rows strictly before `day` whose label is known, with the ranked label as target.
+
+    `label` is indexed by (date, symbol) of the day it belongs to; it holds only labels known
+    by `day` when read from the label partitions up to `day`."""
+    joined = features.join(label.rename("__label__"), how="inner")
     joined = joined[joined.index.get_level_values("date") < day]
-    joined = joined[np.isfinite(joined["label"])]
-    target = cross_sectional_rank(joined["label"])
-    return joined.drop(columns="label"), target
+    joined = joined[np.isfinite(joined["__label__"])]
+    target = cross_sectional_rank(joined["__label__"])
+    return joined.drop(columns="__label__"), target.rename("label")
 
 
 def daily_rank_ic(score: pd.Series, label: pd.Series) -> pd.Series:

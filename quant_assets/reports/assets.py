@@ -1,65 +1,65 @@
-"""Report stage: the published recommendations and the daily HTML report."""
+"""Report stage: the published recommendations and the daily HTML report with the track record."""
+
+from collections.abc import Iterator
 
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    MaterializeResult,
     MetadataValue,
-    asset,
+    Output,
 )
 
-from quant_assets.calendar import TRADING_DAYS, next_trading_day, previous_trading_day
-from quant_assets.market.queries import adjusted_bars, read_daily_bars
+from quant_assets.calendar import next_trading_day
 from quant_assets.reports.daily_report import render_daily_report
 from quant_assets.reports.performance import realised_returns
 from quant_assets.reports.tables import RECOMMENDATIONS
 from quant_assets.strategy import performance_summary
-from quant_assets.strategy.assets import signals
-from resources.clickhouse import ClickHouseResource
+from quant_assets.wiring import daily_table, same_day, window
 from resources.settings import data_dir
 
 TRACK_RECORD_DAYS = 250
 
 
-@asset(
-    partitions_def=TRADING_DAYS,
-    group_name="reports",
-    deps=[signals],
-    check_specs=[AssetCheckSpec("matches_signals", asset="recommendations", blocking=True)],
+@daily_table(
+    RECOMMENDATIONS,
+    group="reports",
+    kinds=("html",),
+    ins={
+        "signals": window(TRACK_RECORD_DAYS),
+        "labels": window(TRACK_RECORD_DAYS, columns=["date", "symbol", "open_ret"]),
+        "universe": same_day(columns=["symbol", "name", "industry"]),
+        "raw_daily_bars": same_day(columns=["symbol", "close"]),
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "matches_signals",
+            asset="recommendations",
+            blocking=True,
+            description="Every signal of the day is published, with the stock's name.",
+        )
+    ],
 )
 def recommendations(
-    context: AssetExecutionContext, clickhouse: ClickHouseResource
-) -> MaterializeResult:
-    """Tomorrow's buy list with names and industries, stored and rendered as an HTML report."""
+    context: AssetExecutionContext,
+    signals: pd.DataFrame,
+    labels: pd.DataFrame,
+    universe: pd.DataFrame,
+    raw_daily_bars: pd.DataFrame,
+) -> Iterator:
+    """Tomorrow's buy list with names and industries, stored and rendered as an HTML report
+    with the realised track record of the past recommendations (next-open execution)."""
     day = pd.Timestamp(context.partition_key)
     for_day = next_trading_day(day)
-    params = {"d": day.date()}
-    with clickhouse.client() as client:
-        picks = clickhouse.query_df(
-            client,
-            "SELECT s.symbol AS symbol, s.rank AS rank, s.score AS score, s.weight AS weight, "
-            "u.name AS name, u.industry AS industry, b.close AS close "
-            "FROM {db}.signals AS s "
-            "LEFT JOIN (SELECT * FROM {db}.universe_daily WHERE date = %(d)s) AS u "
-            "  ON s.symbol = u.symbol "
-            "LEFT JOIN (SELECT * FROM {db}.raw_daily_bars WHERE date = %(d)s) AS b "
-            "  ON s.symbol = b.symbol "
-            "WHERE s.date = %(d)s ORDER BY s.rank",
-            params,
-        )
-        recs = picks.assign(date=day, for_date=for_day)[list(RECOMMENDATIONS.columns)]
-        rows = clickhouse.replace_partition(client, RECOMMENDATIONS, recs, day)
-        start = previous_trading_day(day, TRACK_RECORD_DAYS)
-        history = clickhouse.query_df(
-            client,
-            "SELECT date, symbol, weight FROM {db}.signals WHERE date BETWEEN %(s)s AND %(d)s",
-            {"s": start.date(), "d": day.date()},
-        )
-        bars = read_daily_bars(clickhouse, client, start, day)
-    history["date"] = pd.to_datetime(history["date"]).astype("datetime64[ns]")
-    perf = realised_returns(history, adjusted_bars(bars))
+    today = signals[signals["date"] == day]
+    recs = (
+        today.merge(universe, on="symbol", how="left")
+        .merge(raw_daily_bars, on="symbol", how="left")
+        .assign(for_date=for_day)
+        .sort_values("rank")[list(RECOMMENDATIONS.columns)]
+    )
+    perf = realised_returns(signals, labels)
     summary = performance_summary(perf["portfolio"], perf["universe"]) if len(perf) >= 2 else {}
     shown = recs[["rank", "symbol", "name", "industry", "close", "score", "weight"]]
     report = data_dir() / "reports" / f"{context.partition_key}.html"
@@ -68,18 +68,18 @@ def recommendations(
         render_daily_report(context.partition_key, str(for_day.date()), shown, perf, summary),
         encoding="utf-8",
     )
-    return MaterializeResult(
+    yield Output(
+        recs.reset_index(drop=True),
         metadata={
             "for_date": str(for_day.date()),
-            "rows": rows,
             "recommendations": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4f")),
             "report": MetadataValue.path(str(report)),
+            "track_record_days": len(perf),
             **{f"track_{k}": float(v) for k, v in summary.items()},
         },
-        check_results=[
-            AssetCheckResult(
-                passed=bool(rows > 0 and recs["name"].astype(bool).all()),
-                metadata={"rows": rows},
-            )
-        ],
+    )
+    named = recs["name"].fillna("").astype(str).str.len().gt(0)
+    yield AssetCheckResult(
+        passed=bool(len(recs) == len(today) > 0 and named.all()),
+        metadata={"rows": len(recs), "signals": len(today)},
     )

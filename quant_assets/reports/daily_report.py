@@ -17,7 +17,7 @@ def equity_curve_png(perf: pd.DataFrame) -> bytes:
     """PNG of the compounded portfolio and universe curves."""
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
     (1 + perf).cumprod().plot(ax=ax)
-    ax.set_title("Realised next-day returns of the daily top-N (before costs)")
+    ax.set_title("Realised returns of the daily top-N, bought at the next open (before costs)")
     ax.set_ylabel("growth of 1")
     ax.grid(alpha=0.3)
     buf = io.BytesIO()

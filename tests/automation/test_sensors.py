@@ -1,36 +1,26 @@
-"""The landing-zone sensor: one run per complete trading day, keyed by the files' fingerprint."""
+"""The landing-zone sensor through Dagster's tick evaluation with the code location's
+definitions: one run per complete trading day, keyed by the files' fingerprint, whose
+partition exists at the moment of the tick."""
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import (
-    DagsterInstance,
-    Definitions,
-    RunRequest,
-    SensorResult,
-    SkipReason,
-    build_sensor_context,
-    load_asset_checks_from_modules,
-    load_assets_from_modules,
-)
+from dagster import DagsterInstance, RunRequest, build_sensor_context
+from dagster._core.test_utils import freeze_time
 
-from quant_assets.automation.sensors import (
-    FINGERPRINT_TAG,
-    LOOKBACK_DAYS,
-    landing_zone_sensor,
-    market_ingest,
-)
+from quant_assets.automation.sensors import FINGERPRINT_TAG, LOOKBACK_DAYS, market_ingest
 from quant_assets.calendar import TRADING_DAYS, previous_trading_day, trading_days
-from quant_assets.market import assets as market_assets
+from quant_assets.definitions import build_definitions
 from quant_assets.market.sources.landing import LANDING_KINDS, landing_path, write_landing_file
 from quant_assets.market.sources.simulated import SimulatedMarket
-from quant_assets.storage import ClickHouseTableIOManager
-from resources.clickhouse import ClickHouseResource
-from resources.market import MarketDataResource
+
+SH = ZoneInfo("Asia/Shanghai")
 
 
 def drop(root: Path, day: str, kinds=LANDING_KINDS, content: bytes = b"header\nrow\n") -> None:
@@ -41,24 +31,59 @@ def drop(root: Path, day: str, kinds=LANDING_KINDS, content: bytes = b"header\nr
         path.write_bytes(content)
 
 
-def tick(root: Path, cursor: str | None = None, source: str = "landing"):
-    market = MarketDataResource(source=source, landing_dir=str(root))
-    context = build_sensor_context(resources={"market": market}, cursor=cursor)
-    return landing_zone_sensor(context)
+class Result:
+    """What a tick returned: run requests, skip message and cursor."""
+
+    def __init__(self, data):
+        self.run_requests: list[RunRequest] = list(data.run_requests or [])
+        self.skip_message = data.skip_message
+        self.cursor = data.cursor
 
 
-def requests(result) -> list[RunRequest]:
-    return list(result.run_requests or []) if isinstance(result, SensorResult) else []
+def tick(
+    root: Path,
+    cursor: str | None = None,
+    source: str = "landing",
+    at: datetime | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> Result:
+    """Evaluate one tick of the code location's sensor against the landing zone `root`, with
+    Dagster's clock at `at` (now by default)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QUANT_MARKET_SOURCE", source)
+        mp.setenv("QUANT_LANDING_DIR", str(root))
+        mp.setenv("QUANT_DATA_DIR", str(root.parent / "data"))
+        repo = build_definitions().get_repository_def()
+        sensor = repo.get_sensor_def("landing_zone_sensor")
+        moment = at or datetime.now(SH)
+        with freeze_time(moment):
+            # as the code server evaluates a tick: the location's own top-level resources
+            with build_sensor_context(
+                cursor=cursor,
+                repository_def=repo,
+                resources=repo.get_top_level_resources(),
+                instance=DagsterInstance.ephemeral(),
+            ) as context:
+                data = sensor.evaluate_tick(context)
+            for request in data.run_requests or []:
+                assert TRADING_DAYS.has_partition_key(request.partition_key)
+    return Result(data)
 
 
-def test_targets_the_market_ingest_job():
-    assert landing_zone_sensor.job_name == "market_ingest" == market_ingest.name
+def requests(result: Result) -> list[RunRequest]:
+    return result.run_requests
+
+
+def test_targets_the_market_ingest_job(tmp_path):
+    defs = build_definitions()
+    assert defs.resolve_sensor_def("landing_zone_sensor").job_name == market_ingest.name
+    assert market_ingest.name == "market_ingest"
 
 
 def test_simulated_source_is_skipped_with_a_reason(tmp_path):
     drop(tmp_path, "2024-03-11")
     result = tick(tmp_path, source="simulated")
-    assert isinstance(result, SkipReason)
+    assert result.run_requests == []
     assert "simulated" in result.skip_message
 
 
@@ -70,7 +95,7 @@ def test_incomplete_day_requests_nothing(tmp_path):
     tmp.with_name(f".{tmp.name}.tmp").write_bytes(b"partial")
     result = tick(tmp_path)
     assert requests(result) == []
-    assert result.skip_reason is not None
+    assert result.skip_message == "no new or changed complete day"
 
 
 def test_one_run_per_complete_trading_day_with_its_partition(tmp_path):
@@ -153,9 +178,38 @@ def test_missing_or_empty_landing_zone_skips(tmp_path, missing_root):
     assert requests(result) == []
 
 
+def test_a_complete_friday_is_started_on_friday(tmp_path):
+    """Files complete at 16:40 on a Friday: the tick then asks for that Friday, whose
+    partition exists already (not on Monday, when the Friday's window would close)."""
+    drop(tmp_path, "2024-03-14")
+    first = tick(tmp_path, at=datetime(2024, 3, 14, 18, 0, tzinfo=SH))
+    drop(tmp_path, "2024-03-15")
+    friday = tick(tmp_path, cursor=first.cursor, at=datetime(2024, 3, 15, 16, 40, tzinfo=SH))
+    assert [r.partition_key for r in requests(friday)] == ["2024-03-15"]
+
+
+def test_a_late_friday_delivery_runs_on_monday_morning(tmp_path):
+    drop(tmp_path, "2024-03-15", kinds=["bars", "trades", "order_book", "news"])
+    friday = tick(tmp_path, at=datetime(2024, 3, 15, 20, 0, tzinfo=SH))
+    assert requests(friday) == []  # corporate actions not delivered yet
+    drop(tmp_path, "2024-03-15", kinds=["corporate_actions"])
+    drop(tmp_path, "2024-03-18", kinds=["news"])  # Monday's first file: incomplete
+    monday = tick(tmp_path, cursor=friday.cursor, at=datetime(2024, 3, 18, 8, 0, tzinfo=SH))
+    assert [r.partition_key for r in requests(monday)] == ["2024-03-15"]
+
+
+def test_files_dropped_in_the_spring_festival_run_for_the_day_before_it(tmp_path):
+    drop(tmp_path, "2024-02-08")  # the last trading day, delivered on the holiday
+    drop(tmp_path, "2024-02-13")  # a vendor's mistake: a holiday
+    result = tick(tmp_path, at=datetime(2024, 2, 9, 9, 0, tzinfo=SH))
+    assert [r.partition_key for r in requests(result)] == ["2024-02-08"]
+    assert "2024-02-13" in json.loads(result.cursor)["recent"]  # skipped, remembered
+
+
 @pytest.mark.slow
-def test_the_requested_run_ingests_the_day_through_market_ingest(tmp_path):
-    """End to end: files land, the sensor asks for the partition, the job stores the day."""
+def test_the_requested_run_ingests_the_day_through_market_ingest(tmp_path, monkeypatch):
+    """End to end: files land, the sensor asks for the partition, the code location's
+    market_ingest job stores the day."""
     day = "2024-03-12"
     sim = SimulatedMarket(trading_days("2024-03-11", day), n_symbols=5, seed=2, snapshot_seconds=60)
     root = tmp_path / "landing"
@@ -171,24 +225,16 @@ def test_the_requested_run_ingests_the_day_through_market_ingest(tmp_path):
     for kind, frame in frames.items():
         write_landing_file(frame, root, kind, day)
     (run,) = requests(tick(root))
-    ch = ClickHouseResource(dsn=f"chdb://{tmp_path / 'ch'}", database="quant")
-    defs = Definitions(
-        assets=load_assets_from_modules([market_assets]),
-        asset_checks=load_asset_checks_from_modules([market_assets]),
-        jobs=[market_ingest],
-        sensors=[landing_zone_sensor],
-        resources={
-            "clickhouse": ch,
-            "clickhouse_io": ClickHouseTableIOManager(clickhouse=ch),
-            "market": MarketDataResource(source="landing", landing_dir=str(root)),
-        },
-    )
-    assert defs.resolve_sensor_def("landing_zone_sensor").job_name == "market_ingest"
+    monkeypatch.setenv("QUANT_MARKET_SOURCE", "landing")
+    monkeypatch.setenv("QUANT_LANDING_DIR", str(root))
+    monkeypatch.setenv("QUANT_DATA_DIR", str(tmp_path / "data"))
+    defs = build_definitions()
     result = defs.resolve_job_def("market_ingest").execute_in_process(
         partition_key=run.partition_key, tags=run.tags, instance=DagsterInstance.ephemeral()
     )
     assert result.success
     assert result.dagster_run.tags[FINGERPRINT_TAG] == run.tags[FINGERPRINT_TAG]
+    ch = defs.resources["clickhouse"]
     with ch.client() as client:
         n = ch.query_df(client, f"SELECT count() AS n FROM {{db}}.raw_trades WHERE date = '{day}'")
     assert int(n["n"][0]) == len(frames["trades"])

@@ -88,6 +88,7 @@ def _mismatches(ours: pd.DataFrame, ref: pd.DataFrame, rtol: float, atol: float)
     return bad
 
 
+@pytest.mark.qlib
 def test_matches_qlib_with_float32_fields(qlib_reference):
     """Loading fields as float32 reproduces Qlib's numerics: all 158 columns agree."""
     bars, ref, _ = qlib_reference
@@ -96,6 +97,7 @@ def test_matches_qlib_with_float32_fields(qlib_reference):
     assert _mismatches(ours, ref, rtol=1e-5, atol=1e-6) == {}
 
 
+@pytest.mark.qlib
 def test_matches_qlib_in_float64(qlib_reference):
     """In float64 (the default) only columns sensitive to Qlib's float32 rounding of
     close/Ref(close,1) and log-volume differ, and by less than 1e-3 relative."""

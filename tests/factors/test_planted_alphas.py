@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from quant_assets.factors import evaluate_expression, factor_report
-from quant_assets.market.queries import adjusted_bars
+from quant_assets.market.adjustment import backward_adjusted
 from quant_assets.market.sources.simulated import SimulatedMarket
 
 
@@ -14,7 +14,8 @@ from quant_assets.market.sources.simulated import SimulatedMarket
 def market_bars():
     sim = SimulatedMarket(pd.bdate_range("2024-01-01", periods=130), n_symbols=80, seed=4)
     raw = sim.daily_bars()
-    return adjusted_bars(raw[~raw["is_suspended"]])
+    adjusted = backward_adjusted(raw)
+    return adjusted[~adjusted["is_suspended"]].reset_index(drop=True)
 
 
 def _report(factor: pd.Series, bars: pd.DataFrame):

@@ -29,23 +29,23 @@ from dagster import (
 
 from quant_assets.calendar import trading_days
 from quant_assets.market import assets as market_assets
+from quant_assets.market import checks as market_checks
 from quant_assets.market import rules
 from quant_assets.market.contract.columns import BARS
-from quant_assets.market.normalise import trades_to_daily_bars
+from quant_assets.market.intraday import trades_to_daily_bars
 from quant_assets.market.sources import real_data as R
 from quant_assets.market.sources.landing import landing_path, write_landing_file
 from quant_assets.market.sources.simulated import SimulatedMarket
 from quant_assets.market.sources.vendor_baostock import baostock_to_symbol
-from quant_assets.storage import ClickHouseTableIOManager
-from resources import ClickHouseResource, MarketDataResource
+from resources import ClickHouseIOManager, ClickHouseResource, MarketDataResource
 
 pytestmark = pytest.mark.slow
 
 ASSETS = [
     *load_assets_from_modules([market_assets]),
-    *load_asset_checks_from_modules([market_assets]),
+    *load_asset_checks_from_modules([market_assets, market_checks]),
 ]
-MARKET = AssetSelection.groups("market")
+MARKET = AssetSelection.groups("market", "quarantine")
 DAYS = trading_days("2024-03-04", "2024-03-15")
 D1, D2 = "2024-03-12", "2024-03-13"
 KINDS = ("bars", "trades", "order_book", "news", "corporate_actions")
@@ -76,7 +76,7 @@ class Zone:
         self.ch = ClickHouseResource(dsn=f"chdb://{tmp / 'ch'}", database="quant")
         self.resources = {
             "clickhouse": self.ch,
-            "clickhouse_io": ClickHouseTableIOManager(clickhouse=self.ch),
+            "clickhouse_io": ClickHouseIOManager(clickhouse=self.ch),
             "market": MarketDataResource(source="landing", landing_dir=str(self.root)),
         }
         self.instance = DagsterInstance.ephemeral()
@@ -122,13 +122,20 @@ class Zone:
         )
 
 
+RAW_KINDS = {
+    "raw_daily_bars": "bars",
+    "raw_trades": "trades",
+    "raw_order_book": "order_book",
+    "raw_news": "news",
+    "raw_corporate_actions": "corporate_actions",
+}
+
+
 def only(*keys: str) -> AssetSelection:
-    """These assets and their checks; the trades-vs-bars check only with raw_trades selected
-    (it reads raw_trades, which would not exist yet in a fresh database)."""
-    selection = AssetSelection.assets(*keys)
-    if "raw_trades" not in keys:
-        selection = selection - AssetSelection.checks(market_assets.daily_bars_match_trades)
-    return selection
+    """These assets and their checks; a raw table comes with its quarantine (one step writes
+    both)."""
+    quarantines = [f"{RAW_KINDS[k]}_quarantine" for k in keys if k in RAW_KINDS]
+    return AssetSelection.assets(*keys, *quarantines)
 
 
 def checks(result: ExecuteInProcessResult) -> dict[tuple[str, str], object]:
@@ -308,7 +315,7 @@ def test_reingesting_a_day_leaves_the_same_counts(tmp_path, sim):
     frames["trades"], _ = corrupt_trades(sim, D1)  # some quarantine rows to count as well
     zone.drop(frames, D1)
     tables = [
-        "universe_daily",
+        "universe",
         "raw_daily_bars",
         "raw_trades",
         "raw_order_book",
@@ -317,6 +324,8 @@ def test_reingesting_a_day_leaves_the_same_counts(tmp_path, sim):
         "minute_bars",
         "news_items",
         "adjustment_factors",
+        "adjusted_bars",
+        "labels",
         "quarantine",
     ]
     assert zone.materialize(D1).success
@@ -428,7 +437,7 @@ def test_csi300_bars_ingest_with_nothing_quarantined(tmp_path):
         expected = day_bars.sort_values("symbol", ignore_index=True)
         np.testing.assert_allclose(stored["close"], expected["close"])
         np.testing.assert_array_equal(stored["volume"], expected["volume"])
-        assert zone.count("universe_daily", day) == (universe["list_date"] <= day).sum()
+        assert zone.count("universe", day) == (universe["list_date"] <= day).sum()
 
 
 TICK_CHILD = textwrap.dedent(
@@ -437,18 +446,21 @@ TICK_CHILD = textwrap.dedent(
     from dagster import DagsterInstance, load_asset_checks_from_modules
     from dagster import load_assets_from_modules, materialize
     from quant_assets.market import assets as A
-    from quant_assets.storage import ClickHouseTableIOManager
-    from resources import ClickHouseResource, MarketDataResource
+    from quant_assets.market import checks as C
+    from resources import ClickHouseIOManager, ClickHouseResource, MarketDataResource
 
     landing, dsn, day = sys.argv[1:4]
     ch = ClickHouseResource(dsn=dsn, database="quant")
     result = materialize(
-        [*load_assets_from_modules([A]), *load_asset_checks_from_modules([A])],
-        selection=["universe", "raw_daily_bars", "raw_trades", "raw_order_book"],
+        [*load_assets_from_modules([A]), *load_asset_checks_from_modules([A, C])],
+        selection=[
+            "universe", "raw_daily_bars", "bars_quarantine", "raw_trades", "trades_quarantine",
+            "raw_order_book", "order_book_quarantine", "minute_bars",
+        ],
         partition_key=day,
         resources={
             "clickhouse": ch,
-            "clickhouse_io": ClickHouseTableIOManager(clickhouse=ch),
+            "clickhouse_io": ClickHouseIOManager(clickhouse=ch),
             "market": MarketDataResource(source="landing", landing_dir=landing),
         },
         instance=DagsterInstance.ephemeral(),
@@ -541,5 +553,5 @@ def test_real_tick_snapshots_and_trades_ingest_through_the_same_assets(tmp_path)
     assert zone.quarantine(day, "trades").empty
     assert zone.count("raw_trades", day) == len(trade)
     assert out["checks"]["raw_trades.bad_share"]["passed"]
-    assert out["checks"]["raw_daily_bars.daily_bars_match_trades"]["passed"]
+    assert out["checks"]["minute_bars.daily_bars_match_trades"]["passed"]
     assert out["success"]

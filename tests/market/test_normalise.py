@@ -6,16 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.market.adjustment import adjust_prices, adjustment_factors, factors_from_preclose
 from quant_assets.market.contract import columns as C
-from quant_assets.market.normalise import (
-    adjust_prices,
-    adjustment_factors,
+from quant_assets.market.intraday import (
     compare_daily_bars,
-    factors_from_preclose,
-    news_to_trading_days,
     trades_to_daily_bars,
     trades_to_minute_bars,
 )
+from quant_assets.market.news_days import news_to_trading_days
 
 TZ = "Asia/Shanghai"
 

@@ -10,14 +10,9 @@ import pandas as pd
 import pytest
 
 from quant_assets.market import rules
+from quant_assets.market.adjustment import adjust_prices, adjustment_factors, factors_from_preclose
 from quant_assets.market.contract.schemas import BarsSchema, OrderBookSchema, TradesSchema
-from quant_assets.market.normalise import (
-    adjust_prices,
-    adjustment_factors,
-    factors_from_preclose,
-    trades_to_daily_bars,
-    trades_to_minute_bars,
-)
+from quant_assets.market.intraday import trades_to_daily_bars, trades_to_minute_bars
 from quant_assets.market.sources import real_data as R
 from quant_assets.market.validation import text_problems, validate
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from quant_assets.market.sources import real_data as R
+from quant_assets.market.sources.delivery import land
 from quant_assets.market.sources.landing import read_landing_file, write_landing_file
 from quant_assets.market.sources.vendor_baostock import (
     baostock_to_symbol,
@@ -87,10 +88,10 @@ def test_symbols_map_both_ways():
 def test_the_source_serves_bars_only_and_the_landing_file_first(tmp_path):
     market = MarketDataResource(source="baostock", landing_dir=str(tmp_path))
     with pytest.raises(IngestError, match="no trades file for 2022-05-27"):
-        market.land("trades", pd.Timestamp(DAY))
+        land(market, "trades", pd.Timestamp(DAY))
     frame = pd.DataFrame({c: ["1"] for c in ["date", "symbol"]})
     dropped = write_landing_file(frame, tmp_path, "bars", DAY, fmt="csv")
-    assert market.land("bars", pd.Timestamp(DAY)) == dropped  # no call to the service
+    assert land(market, "bars", pd.Timestamp(DAY)) == dropped  # no call to the service
 
 
 @pytest.mark.skipif(

@@ -1,0 +1,82 @@
+"""How the stages are wired: every asset is a trading-day partition stored in its ClickHouse
+table, and reads its upstream data as inputs of one day or a window of days.
+
+`daily_table(spec, ...)` is the `@asset` of a table: partitioned by trading day, stored by
+the ClickHouse IO manager in `spec`'s table (named like the asset), with the table's columns
+shown in the UI. The input helpers say what a downstream asset reads: `same_day` the
+partition of its own day, `window(n)` the n trading days that end on its day (from the start
+of the upstream's stored history when that is later), `previous_day` the day before for a
+chain of days such as the adjustment factors. Columns given to an input are the only ones
+read from ClickHouse.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+from dagster import AssetIn, BetaWarning, TimeWindowPartitionMapping, asset
+
+from quant_assets.calendar import TRADING_DAYS
+from resources.clickhouse import TableSpec
+from resources.clickhouse_io import COLUMNS_KEY, WINDOW_KEY, table_metadata
+
+IO_MANAGER = "clickhouse_io"
+
+
+def _mapping(start_offset: int, end_offset: int) -> TimeWindowPartitionMapping:
+    # Windows reaching before the first partition are clipped there (the start of history);
+    # Dagster marks the flag beta.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return TimeWindowPartitionMapping(
+            start_offset=start_offset,
+            end_offset=end_offset,
+            allow_nonexistent_upstream_partitions=True,
+        )
+
+
+def same_day(key: str | None = None, columns: Sequence[str] | None = None) -> AssetIn:
+    """The upstream partition of the same trading day (every row, or only `columns`)."""
+    meta = {COLUMNS_KEY: list(columns)} if columns is not None else None
+    return AssetIn(key=key, metadata=meta)
+
+
+def window(days: int, key: str | None = None, columns: Sequence[str] | None = None) -> AssetIn:
+    """The `days` trading days that end on the reading asset's day. Days before the upstream's
+    first stored partition are left out (the stored history starts later); any other day
+    that is not stored fails the step with the days to backfill."""
+    if days < 1:
+        raise ValueError(f"a window has at least one day, not {days}")
+    meta: dict[str, object] = {WINDOW_KEY: "history"}
+    if columns is not None:
+        meta[COLUMNS_KEY] = list(columns)
+    return AssetIn(key=key, partition_mapping=_mapping(-(days - 1), 0), metadata=meta)
+
+
+def previous_day(key: str, columns: Sequence[str] | None = None) -> AssetIn:
+    """The previous trading day's partition of `key` (an asset reading itself: a chain), empty
+    at the start of the stored history; a gap inside the history fails the step."""
+    meta: dict[str, object] = {WINDOW_KEY: "chain"}
+    if columns is not None:
+        meta[COLUMNS_KEY] = list(columns)
+    return AssetIn(key=key, partition_mapping=_mapping(-1, -1), metadata=meta)
+
+
+def daily_table(
+    spec: TableSpec,
+    *,
+    group: str,
+    kinds: Sequence[str] = ("pandas",),
+    **asset_kwargs: object,
+) -> Callable:
+    """`@asset` of a trading-day partition stored in `spec`'s table, named like the table."""
+    return asset(
+        name=spec.name,
+        partitions_def=TRADING_DAYS,
+        group_name=group,
+        io_manager_key=IO_MANAGER,
+        metadata=table_metadata(spec),
+        kinds={"clickhouse", *kinds},
+        **asset_kwargs,
+    )
