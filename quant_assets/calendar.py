@@ -17,8 +17,7 @@ import exchange_calendars as xcals
 import pandas as pd
 from dagster import TimeWindowPartitionsDefinition
 
-from quant_assets.market.rules import TZ
-
+TZ = "Asia/Shanghai"  # the exchanges' time zone: trading days, sessions, timestamps
 CALENDAR_START = pd.Timestamp("2005-01-04")
 DEFAULT_PARTITIONS_START = "2023-01-03"
 

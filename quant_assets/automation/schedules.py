@@ -13,8 +13,7 @@ from dagster import (
 )
 
 from quant_assets.automation.jobs import daily_pipeline
-from quant_assets.calendar import TRADING_DAYS, is_trading_day
-from quant_assets.market.rules import TZ
+from quant_assets.calendar import TRADING_DAYS, TZ, is_trading_day
 
 
 @schedule(

@@ -14,8 +14,9 @@ from datetime import date as _date
 import numpy as np
 import pandas as pd
 
+from quant_assets.calendar import TZ
 from quant_assets.market.contract import columns as C
-from quant_assets.market.rules import AFTERNOON, DAY_NS, MORNING, TZ, tod_ns
+from quant_assets.market.rules import AFTERNOON, DAY_NS, MORNING, tod_ns
 
 DateLike = str | _date | pd.Timestamp | np.datetime64  # a trading day (datetimes are normalised)
 

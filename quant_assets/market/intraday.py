@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import rules
+from quant_assets.calendar import TZ
 
 MINUTE_BAR_COLUMNS = [
     "ts",
@@ -50,7 +50,7 @@ def minute_label(ts: pd.Series) -> pd.Series:
     cannot leak a trade into an earlier bar. The 09:25 opening-auction print joins the 09:31
     bar, a print at 11:30:00 joins 11:30, and the 15:00 closing-auction print joins 15:00.
     """
-    local = ts.dt.tz_convert(rules.TZ).dt.tz_localize(None)
+    local = ts.dt.tz_convert(TZ).dt.tz_localize(None)
     day = local.dt.normalize()
     label = local.dt.floor("min") + _MIN
     tod = label - day
@@ -58,7 +58,7 @@ def minute_label(ts: pd.Series) -> pd.Series:
     tod = tod.where(tod >= first, first)
     tod = tod.where(~((tod > noon) & (tod <= pd.Timedelta(hours=13))), noon)
     tod = tod.where(tod <= close, close)
-    return (day + tod).dt.tz_localize(rules.TZ)
+    return (day + tod).dt.tz_localize(TZ)
 
 
 def trades_to_minute_bars(trades: pd.DataFrame) -> pd.DataFrame:
@@ -76,11 +76,7 @@ def trades_to_daily_bars(trades: pd.DataFrame) -> pd.DataFrame:
     """Daily OHLCV from validated trades: open = first print (the opening auction), close = last."""
     t = _in_time_order(trades)
     t = t.assign(
-        date=t["ts"]
-        .dt.tz_convert(rules.TZ)
-        .dt.tz_localize(None)
-        .dt.normalize()
-        .astype("datetime64[ns]")
+        date=t["ts"].dt.tz_convert(TZ).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
     )
     return _ohlcv(t, ["symbol", "date"])[DAILY_BAR_COLUMNS]
 
@@ -157,11 +153,7 @@ def minute_bars_to_daily(minute_bars: pd.DataFrame) -> pd.DataFrame:
     ~240 rows a symbol instead of every trade (minute bars are complete aggregations)."""
     m = minute_bars.sort_values(["symbol", "ts"], kind="stable")
     m = m.assign(
-        date=m["ts"]
-        .dt.tz_convert(rules.TZ)
-        .dt.tz_localize(None)
-        .dt.normalize()
-        .astype("datetime64[ns]")
+        date=m["ts"].dt.tz_convert(TZ).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
     )
     g = m.groupby(["symbol", "date"], sort=True)
     daily = g.agg(

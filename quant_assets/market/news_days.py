@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import rules
+from quant_assets.calendar import TZ
 
 CLOSE = pd.Timedelta(hours=15)
 
@@ -21,7 +21,7 @@ def news_to_trading_days(news: pd.DataFrame, trading_days: Iterable[object]) -> 
     """
     days = pd.DatetimeIndex(sorted(pd.DatetimeIndex(list(trading_days)).normalize().unique()))
     days = days.astype("datetime64[ns]")
-    local = news["ts"].dt.tz_convert(rules.TZ).dt.tz_localize(None)
+    local = news["ts"].dt.tz_convert(TZ).dt.tz_localize(None)
     day = local.dt.normalize()
     after_close = (local - day >= CLOSE).astype("int64")
     candidate = (day + after_close * pd.Timedelta(days=1)).astype("datetime64[ns]")

@@ -10,7 +10,6 @@ from datetime import time
 import numpy as np
 import pandas as pd
 
-TZ = "Asia/Shanghai"
 TICK_SIZE = 0.01  # CNY, every A-share board
 PRICE_EPS = 1e-6  # tolerance on a limit price: vendors' float noise stays far below the tick
 LOT_SIZE = 100  # shares per board lot for buy orders

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from quant_assets.calendar import TZ
 from quant_assets.factors.microstructure import (
     COLUMNS,
     daily_microstructure,
@@ -17,7 +18,6 @@ from quant_assets.factors.microstructure import (
     realized_moments,
 )
 from quant_assets.market.contract import columns as C
-from quant_assets.market.rules import TZ
 from quant_assets.market.sources import real_data as R
 from quant_assets.market.sources.simulated import SimulatedMarket
 

@@ -27,7 +27,7 @@ from dagster import (
     materialize,
 )
 
-from quant_assets.calendar import trading_days
+from quant_assets.calendar import TZ, trading_days
 from quant_assets.market import assets as market_assets
 from quant_assets.market import checks as market_checks
 from quant_assets.market import rules
@@ -340,7 +340,7 @@ def test_news_after_the_close_belongs_to_the_next_trading_day(tmp_path, sim):
     zone = Zone(tmp_path, sim.universe())
     news = {day: sim.news(day) for day in (D1, D2)}
     sym = sim.universe()["symbol"].iloc[0]
-    tz = rules.TZ
+    tz = TZ
     extra = pd.DataFrame(
         {
             "news_id": ["T-1459", "T-1500", "T-1930"],
@@ -526,7 +526,7 @@ def test_real_tick_snapshots_and_trades_ingest_through_the_same_assets(tmp_path)
     assert len(auction) >= 2 * 60
     assert all({"outside_session", "crossed_book"} <= rules_of[r] for r in auction)
     stored = table_rows(zone, "raw_order_book", day, "symbol, ts")
-    stored_tod = pd.to_datetime(stored["ts"]).dt.tz_convert(rules.TZ).dt.strftime("%H:%M:%S")
+    stored_tod = pd.to_datetime(stored["ts"]).dt.tz_convert(TZ).dt.strftime("%H:%M:%S")
     assert (stored_tod >= "09:25:00").all()
     assert not (stored["bid_px_1"] >= stored["ask_px_1"]).any()
     assert len(stored) + len(rules_of) == len(book)

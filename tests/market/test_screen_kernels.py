@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.calendar import TZ
 from quant_assets.market import rules
 from quant_assets.market.validation.screen_kernels import (
     book_suspects,
@@ -177,7 +178,7 @@ def test_time_flags_agree_with_the_session_rule_row_by_row(zone, after_only):
 
 def test_time_flags_with_one_offset_match_the_per_row_lookup():
     ts = pd.Series(
-        pd.date_range("2024-03-08 09:00", "2024-03-08 15:30", freq="7s", tz=rules.TZ, unit="ns")
+        pd.date_range("2024-03-08 09:00", "2024-03-08 15:30", freq="7s", tz=TZ, unit="ns")
     )
     day = pd.Timestamp("2024-03-08").value // 86_400_000_000_000
     args = (rules.session_windows_ns(), day, False, 0)

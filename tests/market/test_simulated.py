@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.calendar import TZ
 from quant_assets.market.contract import columns as C
 from quant_assets.market.rules import (
-    TZ,
     board_of,
     in_session,
     limit_pct,

@@ -13,8 +13,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from quant_assets.calendar import TZ
 from quant_assets.market.contract import columns as C
-from quant_assets.market.rules import BOARDS, TZ
+from quant_assets.market.rules import BOARDS
 
 # `ts` is exchange-local time with nanosecond resolution (pandas 3 would otherwise infer µs).
 Timestamp = Annotated[pd.DatetimeTZDtype, "ns", TZ]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import rules
+from quant_assets.calendar import TZ
 from quant_assets.market.contract import columns as C
 from quant_assets.market.sources.vendor_baostock import bars_from_baostock
 
@@ -83,7 +83,7 @@ def load_tick_5level(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     raw = pd.read_csv(path)
     symbol = _tick_file_symbol(path)
     ts = pd.to_datetime(raw["Time"], format="%Y-%m-%d %H:%M:%S").astype("datetime64[ns]")
-    ts = ts.dt.tz_localize(rules.TZ)
+    ts = ts.dt.tz_localize(TZ)
     book: dict[str, object] = {"ts": ts, "symbol": pd.Series(symbol, index=raw.index, dtype="str")}
     for side, px_prefix, sz_prefix in (("bid", "BP", "BV"), ("ask", "SP", "SV")):
         for i in range(1, C.LEVELS + 1):

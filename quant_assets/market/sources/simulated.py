@@ -28,8 +28,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from quant_assets.calendar import TZ
 from quant_assets.market.contract import columns as C
-from quant_assets.market.rules import LOT_SIZE, TZ, price_limits, round_price
+from quant_assets.market.rules import LOT_SIZE, price_limits, round_price
 from quant_assets.market.sources import sim_text
 from quant_assets.market.sources.sim_intraday import (
     DayTrades,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import rules
+from quant_assets.calendar import TZ
 from quant_assets.market.contract.schemas import CONTRACT, column_types, dtype_schema
 from quant_assets.market.validation import (
     rules_actions,
@@ -92,7 +92,7 @@ def _timestamp(x: object, tz: bool) -> pd.Timestamp | None:
         return None
     t = pd.Timestamp(x)
     if tz:
-        return t.tz_localize(rules.TZ) if t.tzinfo is None else t.tz_convert(rules.TZ)
+        return t.tz_localize(TZ) if t.tzinfo is None else t.tz_convert(TZ)
     return (t.tz_localize(None) if t.tzinfo is not None else t).normalize().as_unit("ns")
 
 

@@ -12,11 +12,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from quant_assets.market import rules
+from quant_assets.calendar import TZ
 
 Parsed = tuple[pd.Series, np.ndarray]  # (parsed column, mask of values that did not parse)
 
-_TS_DTYPE = pd.DatetimeTZDtype("ns", rules.TZ)
+_TS_DTYPE = pd.DatetimeTZDtype("ns", TZ)
 _NULL_TEXT = {"", "nan", "null", "none", "nat", "na", "n/a"}
 
 # Mojibake: UTF-8 bytes decoded as Latin-1/cp1252 turn every multi-byte character into a lead
@@ -133,23 +133,23 @@ def _parse_ts(s: pd.Series) -> Parsed:
     if s.dtype == _TS_DTYPE:
         return s, np.zeros(len(s), bool)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert(rules.TZ).dt.as_unit("ns"), np.zeros(len(s), bool)
+        return s.dt.tz_convert(TZ).dt.as_unit("ns"), np.zeros(len(s), bool)
     if pd.api.types.is_datetime64_dtype(s.dtype):
-        out = _in_ns_bounds(s).astype("datetime64[ns]").dt.tz_localize(rules.TZ)
+        out = _in_ns_bounds(s).astype("datetime64[ns]").dt.tz_localize(TZ)
         return out, out.isna().to_numpy() & s.notna().to_numpy()
     null = _nullish(s)
     txt = (
         s.astype(object).where(~null).map(lambda v: v if v is None else str(v), na_action="ignore")
     )
     has_offset = txt.str.contains(r"(?:[zZ]|[+-]\d{2}:?\d{2})$", regex=True, na=False).to_numpy()
-    out = pd.Series(pd.NaT, index=s.index, dtype=f"datetime64[ns, {rules.TZ}]")
+    out = pd.Series(pd.NaT, index=s.index, dtype=f"datetime64[ns, {TZ}]")
     if has_offset.any():
         aware = pd.to_datetime(txt[has_offset], format="ISO8601", utc=True, errors="coerce")
-        out[has_offset] = _in_ns_bounds(aware).dt.tz_convert(rules.TZ).dt.as_unit("ns")
+        out[has_offset] = _in_ns_bounds(aware).dt.tz_convert(TZ).dt.as_unit("ns")
     naive_rows = ~has_offset & ~null
     if naive_rows.any():
         naive = _in_ns_bounds(pd.to_datetime(txt[naive_rows], format="ISO8601", errors="coerce"))
-        out[naive_rows] = naive.astype("datetime64[ns]").dt.tz_localize(rules.TZ)
+        out[naive_rows] = naive.astype("datetime64[ns]").dt.tz_localize(TZ)
     return out, out.isna().to_numpy() & ~null
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quant_assets.calendar import TZ
 from quant_assets.market import rules
 from quant_assets.market.validation.flags import Ctx, value_detail
 from quant_assets.market.validation.screen_kernels import (
@@ -120,7 +121,7 @@ def date_rules(
     else:
         ctx.skipped["not_on_trading_date"] = "no trading_date given"
     if now is not None:
-        today = now.tz_convert(rules.TZ).tz_localize(None).normalize().value
+        today = now.tz_convert(TZ).tz_localize(None).normalize().value
         ctx.flags.add("in_future", valid & (days > today), value_detail(d, f"after now={now}"))
     else:
         ctx.skipped["in_future"] = "no now given"
