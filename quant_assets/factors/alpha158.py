@@ -66,6 +66,10 @@ _ROLLING = {
 }
 
 
+# The bars Alpha158 reads (adjusted prices), as the contract of `alpha158` says.
+BAR_COLUMNS = ["date", "symbol", "open", "high", "low", "close", "volume", "vwap"]
+
+
 def alpha158_formulas() -> dict[str, str]:
     """The 158 Alpha158 features as {name: formula}, in Qlib's order."""
     formulas = dict(_KBAR) | dict(_PRICE)

@@ -2,7 +2,6 @@
 news), their screening against the labels over a validation window, with plots of the
 strongest, and the active set the model trains on."""
 
-import base64
 from collections.abc import Iterator
 
 import pandas as pd
@@ -18,6 +17,7 @@ from dagster import (
 from pydantic import Field
 
 from quant_assets.factors import alpha158, factor_report
+from quant_assets.factors.alpha158 import BAR_COLUMNS
 from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors
 from quant_assets.factors.microstructure import daily_microstructure
 from quant_assets.factors.news_set import LOOKBACK_DAYS as NEWS_LOOKBACK
@@ -34,6 +34,7 @@ from quant_assets.factors.tables import (
     NEWS_FACTOR_VALUES,
 )
 from quant_assets.market.labels import labels_by_date
+from quant_assets.plotting import png_markdown
 from quant_assets.wiring import daily_table, same_day, window
 from resources.settings import data_dir
 
@@ -158,9 +159,7 @@ def alpha158_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame)
     """Qlib's Alpha158 (same names and definitions) for one day, from the minimal history."""
     day = pd.Timestamp(context.partition_key)
     traded = adjusted_bars[~adjusted_bars["is_suspended"].astype(bool)]
-    wide = alpha158(
-        traded[["date", "symbol", "open", "high", "low", "close", "volume", "vwap"]], start=day
-    )
+    wide = alpha158(traded[BAR_COLUMNS], start=day)
     values = wide.reset_index()
     history = int(adjusted_bars["date"].nunique())
     _, checks = _quality_checks(
@@ -253,14 +252,6 @@ class ScreeningConfig(Config):
     plots: int = Field(default=2, description="factors with a full report and plots")
 
 
-def _png_md(pngs: dict[str, bytes], title: str) -> str:
-    imgs = [
-        f"**{title}: {name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for name, png in pngs.items()
-    ]
-    return "\n\n".join(imgs)
-
-
 def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
     keep = pd.DatetimeIndex(frame["date"].unique()).sort_values()[-days:]
     return frame[frame["date"].isin(keep)]
@@ -316,7 +307,7 @@ def factor_screening(
         pngs = report_pngs(report)
         for plot, png in pngs.items():
             (folder / f"{name}_{plot}.png").write_bytes(png)
-        plots.append(_png_md(pngs, name))
+        plots += [png_markdown(png, f"{name}: {plot}") for plot, png in pngs.items()]
     shown = summary.head(15)[["factor_set", "rank_ic_mean", "icir", "t_stat", "n_days", "active"]]
     yield Output(
         summary.reset_index(),

@@ -5,16 +5,12 @@ Only drawing happens here; every number comes from ``evaluation.factor_report``.
 
 from __future__ import annotations
 
-import io
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-import matplotlib
+from quant_assets.plotting import to_png
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .evaluation import FactorReport  # noqa: E402
+from .evaluation import FactorReport
 
 
 def plot_ic(report: FactorReport, period: int | None = None, window: int = 22) -> Figure:
@@ -59,14 +55,6 @@ def plot_cumulative_spread(report: FactorReport) -> Figure:
     ax.set_title("Cumulative top-minus-bottom return")
     fig.tight_layout()
     return fig
-
-
-def to_png(fig: Figure, dpi: int = 100) -> bytes:
-    """PNG bytes of ``fig``; closes it so figures do not pile up in long runs."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def report_pngs(report: FactorReport) -> dict[str, bytes]:

@@ -182,14 +182,18 @@ def _bad_share(name: str) -> list[AssetCheckSpec]:
     ]
 
 
-def _raw_asset(kind: str, name: str, description: str) -> AssetsDefinition:
-    """The raw table of `kind` and its quarantine, from the day's landing file."""
+def _raw_asset(kind: str, name: str, description: str, with_bars: bool = False) -> AssetsDefinition:
+    """The raw table of `kind` and its quarantine, from the day's landing file. Intraday kinds
+    (`with_bars`) check prices against the day's limits, which come from its daily bars."""
+    ins = {"universe": same_day(columns=["symbol", "list_date"])}
+    if with_bars:
+        ins["raw_daily_bars"] = same_day()
 
     @multi_asset(
         name=name,  # the step (and its run config) keeps the raw table's name
         partitions_def=TRADING_DAYS,
         outs=_raw_outs(kind, name, description),
-        ins={"universe": same_day(columns=["symbol", "list_date"])},
+        ins=ins,
         check_specs=_bad_share(name),
     )
     def _assets(
@@ -197,34 +201,11 @@ def _raw_asset(kind: str, name: str, description: str) -> AssetsDefinition:
         config: IngestConfig,
         market: MarketDataResource,
         universe: pd.DataFrame,
+        **bars: pd.DataFrame,
     ) -> Iterator:
-        yield from _ingest(context, config, market, kind, name, universe, None)
-
-    return _assets
-
-
-def _intraday_asset(kind: str, name: str, description: str) -> AssetsDefinition:
-    """An intraday raw table and its quarantine: prices are checked against the day's limits,
-    which come from the day's daily bars."""
-
-    @multi_asset(
-        name=name,  # the step (and its run config) keeps the raw table's name
-        partitions_def=TRADING_DAYS,
-        outs=_raw_outs(kind, name, description),
-        ins={
-            "universe": same_day(columns=["symbol", "list_date"]),
-            "raw_daily_bars": same_day(),
-        },
-        check_specs=_bad_share(name),
-    )
-    def _assets(
-        context: AssetExecutionContext,
-        config: IngestConfig,
-        market: MarketDataResource,
-        universe: pd.DataFrame,
-        raw_daily_bars: pd.DataFrame,
-    ) -> Iterator:
-        yield from _ingest(context, config, market, kind, name, universe, raw_daily_bars)
+        yield from _ingest(
+            context, config, market, kind, name, universe, bars.get("raw_daily_bars")
+        )
 
     return _assets
 
@@ -232,9 +213,9 @@ def _intraday_asset(kind: str, name: str, description: str) -> AssetsDefinition:
 raw_daily_bars = _raw_asset(
     "bars", "raw_daily_bars", "Unadjusted daily bars as the vendor sent them (suspended days kept)."
 )
-raw_trades = _intraday_asset("trades", "raw_trades", "Tick-by-tick trades of the day.")
-raw_order_book = _intraday_asset(
-    "order_book", "raw_order_book", "10-level order-book snapshots of the day."
+raw_trades = _raw_asset("trades", "raw_trades", "Tick-by-tick trades of the day.", True)
+raw_order_book = _raw_asset(
+    "order_book", "raw_order_book", "10-level order-book snapshots of the day.", True
 )
 raw_news = _raw_asset("news", "raw_news", "News items as published, delivered with the day.")
 raw_corporate_actions = _raw_asset(

@@ -25,7 +25,9 @@ from quant_assets.factors.panel import factor_panel
 from quant_assets.market.labels import labels_by_date
 from quant_assets.models.dataset import training_frame
 from quant_assets.models.lgbm import fit_lgbm
+from quant_assets.models.plots import importance_png
 from quant_assets.models.tables import PREDICTIONS
+from quant_assets.plotting import png_markdown
 from quant_assets.wiring import daily_table, same_day, window
 from resources.mlflow_io import ModelArtifact
 
@@ -117,8 +119,12 @@ def lgbm_model(
     yield Output(
         artifact,
         metadata={
+            "dagster/row_count": len(X),
             "feature_importance": MetadataValue.md(
                 importance[::-1].to_frame("splits").to_markdown()
+            ),
+            "feature_importance_plot": MetadataValue.md(
+                png_markdown(importance_png(importance), "splits per feature")
             ),
             "training_window": f"{X.index.get_level_values('date').min().date()}.."
             f"{X.index.get_level_values('date').max().date()}",

@@ -12,7 +12,8 @@ from dagster import (
 )
 
 from quant_assets.calendar import next_trading_day
-from quant_assets.reports.daily_report import render_daily_report
+from quant_assets.plotting import png_markdown
+from quant_assets.reports.daily_report import equity_curve_png, render_daily_report
 from quant_assets.reports.performance import realised_returns
 from quant_assets.reports.tables import RECOMMENDATIONS
 from quant_assets.strategy import performance_summary
@@ -62,6 +63,15 @@ def recommendations(
     perf = realised_returns(signals, labels)
     summary = performance_summary(perf["portfolio"], perf["universe"]) if len(perf) >= 2 else {}
     shown = recs[["rank", "symbol", "name", "industry", "close", "score", "weight"]]
+    plot = (
+        {
+            "track_record_plot": MetadataValue.md(
+                png_markdown(equity_curve_png(perf), "track record")
+            )
+        }
+        if len(perf) >= 2
+        else {}
+    )
     report = data_dir() / "reports" / f"{context.partition_key}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(
@@ -75,6 +85,7 @@ def recommendations(
             "recommendations": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4f")),
             "report": MetadataValue.path(str(report)),
             "track_record_days": len(perf),
+            **plot,
             **{f"track_{k}": float(v) for k, v in summary.items()},
         },
     )

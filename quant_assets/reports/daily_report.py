@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from quant_assets.plotting import to_png
 
 
 def equity_curve_png(perf: pd.DataFrame) -> bytes:
@@ -20,11 +18,8 @@ def equity_curve_png(perf: pd.DataFrame) -> bytes:
     ax.set_title("Realised returns of the daily top-N, bought at the next open (before costs)")
     ax.set_ylabel("growth of 1")
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return to_png(fig)
 
 
 def render_daily_report(

@@ -175,19 +175,10 @@ ADJUSTMENT_FACTORS = TableSpec(
 ADJUSTED_BARS = TableSpec(
     name="adjusted_bars",
     columns={
-        "date": _DATE,
-        "symbol": _SYMBOL,
-        "open": _PRICE,
-        "high": _PRICE,
-        "low": _PRICE,
-        "close": _PRICE,
-        "preclose": _PRICE,
+        **RAW_DAILY_BARS.columns,
+        "volume": "Float64 CODEC(ZSTD(1))",  # shares of the base: fractional after a bonus
         "vwap": _PRICE,
-        "volume": "Float64 CODEC(ZSTD(1))",
-        "amount": "Float64 CODEC(ZSTD(1))",
         "factor": "Float64 CODEC(Gorilla, ZSTD(1))",
-        "is_suspended": "Bool",
-        "is_st": "Bool",
     },
     order_by=("symbol", "date"),
 )
