@@ -168,8 +168,7 @@ def run(folder: Path, step: str | None) -> None:
         selection = daily_pipeline.selection
     else:
         keys = [k for a in defs.assets if a.node_def.name == step for k in a.keys]
-        checks = [c for c in defs.asset_checks if c.node_def.name == step]
-        selection = AssetSelection.assets(*keys) if keys else AssetSelection.checks(*checks)
+        selection = AssetSelection.assets(*keys)
     instance = DagsterInstance.ephemeral()
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     base = _rss_mb()
@@ -263,9 +262,20 @@ def measure(n: int, history: int, fresh: bool) -> dict:
         raise SystemExit(f"the day's run failed at {n} stocks")
     alone = {}
     for step in day["order"]:
+        if step not in _asset_steps():
+            continue  # an asset check's step runs with its asset; its memory is the day's
         print(f"  {n} stocks: {step} alone", flush=True)
         alone[step] = _child(["--run", str(folder), "--step", step], env)
-    return {"day": day, "alone": alone}
+    result = {"day": day, "alone": alone, "load": _load()}
+    (folder / "results.json").write_text(json.dumps(result))
+    return result
+
+
+def _asset_steps() -> set[str]:
+    """The steps that materialise assets (a partitioned check cannot run alone)."""
+    from quant_assets.definitions import defs
+
+    return {a.node_def.name for a in defs.assets}
 
 
 def _pre_market(step: str) -> bool:
@@ -284,7 +294,12 @@ def report(results: dict[int, dict]) -> None:
         mems = []
         for n in sizes:
             s = results[n]["day"]["steps"].get(step, {}).get("s", float("nan"))
-            mb = results[n]["alone"].get(step, {}).get("peak_above_base_mb", float("nan"))
+            alone = results[n]["alone"].get(step)
+            mb = (
+                alone["peak_above_base_mb"]
+                if alone
+                else results[n]["day"]["steps"].get(step, {}).get("rss_up_mb", float("nan"))
+            )
             mems.append(mb)
             cells += [f"{s:.2f}", f"{mb:.0f}"]
         k = _exponent(sizes[0], sizes[-1], mems[0], mems[-1])
@@ -344,6 +359,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[300, 1000, 5000])
     parser.add_argument("--history", type=int, default=80)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument(
+        "--report", action="store_true", help="print the figures of the last runs again"
+    )
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--step", help=argparse.SUPPRESS)
@@ -353,6 +371,10 @@ def main() -> None:
         return
     if args.run:
         run(args.run, args.step)
+        return
+    if args.report:
+        folders = {n: REPO / ".data" / "bench" / f"graph-{n}" / "results.json" for n in args.sizes}
+        report({n: json.loads(f.read_text()) for n, f in folders.items() if f.exists()})
         return
     results = {n: measure(n, args.history, args.fresh) for n in args.sizes}
     report(results)

@@ -13,13 +13,13 @@ read from ClickHouse.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from dagster import AssetIn, BetaWarning, TimeWindowPartitionMapping, asset
 
 from quant_assets.calendar import TRADING_DAYS
 from resources.clickhouse import TableSpec
-from resources.clickhouse_io import COLUMNS_KEY, WINDOW_KEY, table_metadata
+from resources.clickhouse_io import COLUMNS_KEY, EXPRESSIONS_KEY, WINDOW_KEY, table_metadata
 
 IO_MANAGER = "clickhouse_io"
 
@@ -36,10 +36,20 @@ def _mapping(start_offset: int, end_offset: int) -> TimeWindowPartitionMapping:
         )
 
 
-def same_day(key: str | None = None, columns: Sequence[str] | None = None) -> AssetIn:
-    """The upstream partition of the same trading day (every row, or only `columns`)."""
-    meta = {COLUMNS_KEY: list(columns)} if columns is not None else None
-    return AssetIn(key=key, metadata=meta)
+def same_day(
+    key: str | None = None,
+    columns: Sequence[str] | None = None,
+    computed: Mapping[str, str] | None = None,
+) -> AssetIn:
+    """The upstream partition of the same trading day: every column, or only `columns`, plus
+    `computed` ones (name -> ClickHouse expression over the table's columns) that ClickHouse
+    computes so that only the result is read."""
+    meta: dict[str, object] = {}
+    if columns is not None:
+        meta[COLUMNS_KEY] = list(columns)
+    if computed:
+        meta[EXPRESSIONS_KEY] = dict(computed)
+    return AssetIn(key=key, metadata=meta or None)
 
 
 def window(days: int, key: str | None = None, columns: Sequence[str] | None = None) -> AssetIn:

@@ -37,6 +37,7 @@ from resources.clickhouse import ClickHouseResource, TableSpec, empty_frame
 SPEC_KEY = "clickhouse/table_spec"
 SLICE_KEY = "clickhouse/slice"
 COLUMNS_KEY = "clickhouse/columns"  # on an input: the columns it reads
+EXPRESSIONS_KEY = "clickhouse/expressions"  # on an input: name -> SQL computed by ClickHouse
 WINDOW_KEY = "clickhouse/window"  # on an input: "exact" (default), "history" or "chain"
 
 # What each table holds: one row per written partition (the newest write wins).
@@ -164,18 +165,26 @@ class ClickHouseIOManager(ConfigurableIOManager):
         spec, slice_values = _spec_of(upstream.definition_metadata if upstream else {}, asset)
         own = context.definition_metadata or {}
         columns = _value(own, COLUMNS_KEY)
+        expressions = _value(own, EXPRESSIONS_KEY)
         policy = _value(own, WINDOW_KEY, "exact")
         if not context.has_asset_partitions:
             raise Failure(f"{asset} is read by day: the reading asset must be partitioned too")
         keys = sorted(context.asset_partition_keys)
         with self.clickhouse.client() as client:
-            present = self._check_window(client, spec, slice_values, keys, policy, context)
+            present, rows = self._check_window(client, spec, slice_values, keys, policy, context)
             if present:
                 frame = self.clickhouse.read_days(
-                    client, spec, present[0], present[-1], columns, slice_values
+                    client,
+                    spec,
+                    present[0],
+                    present[-1],
+                    columns,
+                    slice_values,
+                    expressions=expressions,
+                    expected_rows=rows,
                 )
             else:  # nothing stored in the window: the table's columns, no rows
-                frame = empty_frame(spec, columns)
+                frame = empty_frame(spec, columns, expressions)
         frame.attrs["window"] = {"asset": asset, "requested": len(keys), "stored": len(present)}
         return frame
 
@@ -187,10 +196,11 @@ class ClickHouseIOManager(ConfigurableIOManager):
         keys: list[str],
         policy: str,
         context: InputContext,
-    ) -> list[str]:
-        """The window's partitions to read; raises a Failure naming what is missing."""
+    ) -> tuple[list[str], int]:
+        """The window's partitions to read and their rows; raises a Failure naming what is
+        missing."""
         if not keys:
-            return []
+            return [], 0
         asset = context.asset_key.to_user_string()
         self.clickhouse.ensure_table(client, STORED_PARTITIONS)
         # every stored day up to the window's end: the window's days and the first one
@@ -245,7 +255,7 @@ class ClickHouseIOManager(ConfigurableIOManager):
                 f"{asset}: {len(keys) - len(wanted)} of {len(keys)} days of the window precede "
                 f"its stored history: read {len(wanted)}"
             )
-        return wanted
+        return wanted, sum(written[k] for k in wanted)
 
     def _row_counts(
         self, client: Client, spec: TableSpec, slice_values: dict[str, str], a: str, b: str

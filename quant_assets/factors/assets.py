@@ -20,6 +20,7 @@ from quant_assets.factors import alpha158, factor_report
 from quant_assets.factors.alpha158 import BAR_COLUMNS
 from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors
 from quant_assets.factors.microstructure import daily_microstructure
+from quant_assets.factors.microstructure_prep import book_summary_sql
 from quant_assets.factors.news_set import LOOKBACK_DAYS as NEWS_LOOKBACK
 from quant_assets.factors.news_set import news_factors
 from quant_assets.factors.panel import factor_panel
@@ -42,6 +43,7 @@ MAX_NAN_SHARE = 0.2
 MIN_COVERAGE = 0.9
 ALPHA158_LOOKBACK = 80  # trading days: the longest Alpha158 window is 60, plus warm-up
 SCREENING_WINDOW = 60  # trading days of factors and labels the screening reads
+BOOK_SUMMARY_SQL = book_summary_sql()
 
 
 def _quality_checks(
@@ -174,8 +176,11 @@ def alpha158_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame)
     group="factors",
     kinds=("numba",),
     ins={
-        "raw_trades": same_day(),
-        "raw_order_book": same_day(),
+        "raw_trades": same_day(columns=["ts", "symbol", "price", "volume", "side"]),
+        # the book's 40 level columns reduced where they are stored (13 columns are read)
+        "raw_order_book": same_day(
+            columns=["ts", "symbol", "bid_px_1", "ask_px_1"], computed=BOOK_SUMMARY_SQL
+        ),  # fmt: skip
         "raw_daily_bars": same_day(columns=["symbol", "preclose"]),
     },
     check_specs=_checks("microstructure_values"),
@@ -189,8 +194,8 @@ def microstructure_values(
     """Order-book, spread, order-flow, volatility, liquidity and auction factors of the day."""
     day = pd.Timestamp(context.partition_key)
     wide = daily_microstructure(
-        raw_trades.drop(columns="date"),
-        raw_order_book.drop(columns="date"),
+        raw_trades,
+        raw_order_book,
         day,
         preclose=raw_daily_bars.set_index("symbol")["preclose"],
     )

@@ -77,6 +77,9 @@ def daily_microstructure(
 ) -> pd.DataFrame:
     """All microstructure factors of trading day `date`, indexed by symbol (`COLUMNS`).
 
+    `book` is the day's ORDER_BOOK frame or its per-snapshot summary (`SUMMARY_COLUMNS` of
+    `microstructure_prep`, what the asset reads, computed by ClickHouse).
+
     Rows: the sorted union of the symbols in `trades` and `book` on that day, or `symbols`
     when given (missing ones -> NaN rows). `preclose` (per symbol, the exchange's previous
     close) makes Amihud's return close-to-close; without it the open-to-close return is used.

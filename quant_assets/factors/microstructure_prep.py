@@ -127,54 +127,96 @@ def _sort_select(code: np.ndarray, tod: np.ndarray, keep: np.ndarray) -> np.ndar
     return sel
 
 
-def prepare_book(
-    book: pd.DataFrame, date: DateLike | None = None, symbols: pd.Index | None = None
-) -> BookArrays:
-    """Reduce ORDER_BOOK snapshots of `date` to sorted per-snapshot arrays.
+# The per-snapshot reduction of the 40 level columns that every book factor starts from: the
+# best prices, the cumulative sizes over 1, 5 and 10 levels and the top-5 notional of each
+# side. Written once as ClickHouse expressions (the microstructure asset has them computed
+# where the book is stored and reads 13 columns instead of 42) and mirrored by
+# `summarise_book` for frames in memory; a test holds the two equal.
+SUMMARY_DEPTHS = (1, 5, C.LEVELS)
+NOTIONAL_LEVELS = 5
 
-    Kept: snapshots of the trading day inside the continuous sessions (auction-period
-    indications, where bid = ask, are not quotes). Dropped: snapshots with both sides empty
-    (a vendor's blank 14:57:00 row, say). Duplicated (symbol, ts): the last row wins, as the
-    latest state of the book at that instant.
-    """
-    day = trading_day(book, date)
-    symbols = symbol_universe(book) if symbols is None else symbols
-    tod = _local_tod(book["ts"], day)
-    code = _codes(book["symbol"], symbols)
-    levels = {1, 5, C.LEVELS}
-    cum = {"bid": {}, "ask": {}}
-    notional = {}
+
+def book_summary_sql() -> dict[str, str]:
+    """Summary column -> ClickHouse expression over the ORDER_BOOK columns."""
+    out = {}
+    for side in ("bid", "ask"):
+        for k in SUMMARY_DEPTHS:
+            out[f"{side}_depth{k}"] = " + ".join(
+                f"toFloat64({side}_sz_{i})" for i in range(1, k + 1)
+            )
+        # an empty level (NaN price, size 0) or a price without size adds nothing
+        out[f"{side}_notional{NOTIONAL_LEVELS}"] = " + ".join(
+            f"if({side}_sz_{i} > 0, if(isNaN({side}_px_{i}), 0, {side}_px_{i}) * {side}_sz_{i}, 0)"
+            for i in range(1, NOTIONAL_LEVELS + 1)
+        )
+    return out
+
+
+SUMMARY_COLUMNS = ["ts", "symbol", "bid_px_1", "ask_px_1", *book_summary_sql()]
+
+
+def summarise_book(book: pd.DataFrame) -> pd.DataFrame:
+    """The SUMMARY_COLUMNS of an ORDER_BOOK frame, as `book_summary_sql` computes them."""
+    out = {"ts": book["ts"], "symbol": book["symbol"]}
+    out["bid_px_1"] = book["bid_px_1"].to_numpy(dtype=float)
+    out["ask_px_1"] = book["ask_px_1"].to_numpy(dtype=float)
     for side in ("bid", "ask"):
         total = np.zeros(len(book))
         value = np.zeros(len(book))
         for i in range(1, C.LEVELS + 1):
             sz = book[f"{side}_sz_{i}"].to_numpy(dtype=float)
             total = total + sz
-            if i <= 5:
+            if i <= NOTIONAL_LEVELS:
                 px = book[f"{side}_px_{i}"].to_numpy(dtype=float)
-                value = value + np.where(sz > 0, np.nan_to_num(px) * sz, 0.0)
-            if i in levels:
-                cum[side][i] = total
-        notional[side] = value
-    keep = (code >= 0) & in_continuous(tod) & (cum["bid"][C.LEVELS] + cum["ask"][C.LEVELS] > 0)
+                value = value + np.where(sz > 0, np.where(np.isnan(px), 0.0, px) * sz, 0.0)
+            if i in SUMMARY_DEPTHS:
+                out[f"{side}_depth{i}"] = total
+        out[f"{side}_notional{NOTIONAL_LEVELS}"] = value
+    return pd.DataFrame(out, index=book.index)[SUMMARY_COLUMNS]
+
+
+def prepare_book(
+    book: pd.DataFrame, date: DateLike | None = None, symbols: pd.Index | None = None
+) -> BookArrays:
+    """Reduce ORDER_BOOK snapshots of `date` (the full frame, or its SUMMARY_COLUMNS) to
+    sorted per-snapshot arrays.
+
+    Kept: snapshots of the trading day inside the continuous sessions (auction-period
+    indications, where bid = ask, are not quotes). Dropped: snapshots with both sides empty
+    (a vendor's blank 14:57:00 row, say). Duplicated (symbol, ts): the last row wins, as the
+    latest state of the book at that instant.
+    """
+    if "bid_depth1" not in book.columns:
+        book = summarise_book(book)
+    day = trading_day(book, date)
+    symbols = symbol_universe(book) if symbols is None else symbols
+    tod = _local_tod(book["ts"], day)
+    code = _codes(book["symbol"], symbols)
+    depth = {
+        side: {k: book[f"{side}_depth{k}"].to_numpy(dtype=float) for k in SUMMARY_DEPTHS}
+        for side in ("bid", "ask")
+    }
+    deepest = SUMMARY_DEPTHS[-1]
+    keep = (code >= 0) & in_continuous(tod) & (depth["bid"][deepest] + depth["ask"][deepest] > 0)
     sel = _sort_select(code, tod, keep)
     key = code[sel] * DAY_NS + tod[sel]
     sel = sel[np.r_[key[1:] != key[:-1], True][: len(key)]]  # duplicated ts: keep the last
     bid_px = book["bid_px_1"].to_numpy(dtype=float)[sel]
     ask_px = book["ask_px_1"].to_numpy(dtype=float)[sel]
     # An empty level is NaN price with size 0; a price without size is no quote either.
-    bid_px[~(cum["bid"][1][sel] > 0)] = np.nan
-    ask_px[~(cum["ask"][1][sel] > 0)] = np.nan
+    bid_px[~(depth["bid"][1][sel] > 0)] = np.nan
+    ask_px[~(depth["ask"][1][sel] > 0)] = np.nan
+    notional = f"notional{NOTIONAL_LEVELS}"
     return BookArrays(
         symbols=symbols,
         code=code[sel],
         tod=tod[sel],
         bid_px=bid_px,
         ask_px=ask_px,
-        bid_sz={k: v[sel] for k, v in cum["bid"].items()},
-        ask_sz={k: v[sel] for k, v in cum["ask"].items()},
-        bid_notional5=notional["bid"][sel],
-        ask_notional5=notional["ask"][sel],
+        bid_sz={k: v[sel] for k, v in depth["bid"].items()},
+        ask_sz={k: v[sel] for k, v in depth["ask"].items()},
+        bid_notional5=book[f"bid_{notional}"].to_numpy(dtype=float)[sel],
+        ask_notional5=book[f"ask_{notional}"].to_numpy(dtype=float)[sel],
     )
 
 

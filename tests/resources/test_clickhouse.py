@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -241,3 +242,36 @@ def test_a_batch_that_fails_leaves_the_old_day_whole(clickhouse):
         ).result_rows
     assert (count, total) == (n, int(_book(n)["size"].sum()))
     assert tables == [("t_book",)]
+
+
+def test_a_large_day_is_read_in_ranges_of_symbols_with_the_same_result(clickhouse, monkeypatch):
+    import resources.clickhouse as ch_module
+
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "date": pd.Timestamp("2024-01-02"),
+            "symbol": [f"S{i % 37:02d}" for i in range(n)],
+            "value": np.arange(n, dtype=float),
+        }
+    )
+    with clickhouse.client() as client:
+        clickhouse.replace_partition(client, SPEC, frame, "2024-01-02")
+        whole = clickhouse.read_days(client, SPEC, "2024-01-02", "2024-01-02", expected_rows=n)
+        monkeypatch.setattr(ch_module, "READ_CHUNK_ROWS", 500)
+        ranges = clickhouse._symbol_ranges(
+            client, SPEC, ["date BETWEEN %(start)s AND %(end)s"],
+            {"start": "2024-01-02", "end": "2024-01-02"}, n,
+        )  # fmt: skip
+        chunked = clickhouse.read_days(
+            client, SPEC, "2024-01-02", "2024-01-02", expected_rows=n,
+            columns=list(SPEC.columns), expressions={"twice": "value * 2"},
+        )  # fmt: skip
+    assert len(ranges) >= 6 and ranges[-1][1] is None
+    # rows of one symbol come in any order (the sort key does not order them): compare sorted
+    def by_key(f):
+        return f.sort_values(["symbol", "value"], ignore_index=True)
+
+    pd.testing.assert_frame_equal(by_key(chunked[list(whole.columns)]), by_key(whole))
+    assert (chunked["twice"] == 2 * chunked["value"]).all()
+    assert chunked["symbol"].is_monotonic_increasing
