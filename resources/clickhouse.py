@@ -121,7 +121,8 @@ class ClickHouseResource(ConfigurableResource):
     database: str = Field(default="quant", description="database holding the platform's tables")
     insert_threads: int = Field(
         default=2,
-        description="embedded engine: clients loading the batches of a large insert side by side",
+        description="embedded engine: clients loading the batches of a large insert, or "
+        "reading the chunks of a large read, side by side",
     )
     open_timeout_s: float = Field(
         default=120.0, description="how long to wait for another process to release chDB"
@@ -400,25 +401,18 @@ class ClickHouseResource(ConfigurableResource):
         one_day = pd.Timestamp(start) == pd.Timestamp(end)
         if one_day and spec.order_by[0] == "symbol" and (expected_rows or 0) > READ_CHUNK_ROWS:
             ranges = self._symbol_ranges(client, spec, where, params, expected_rows)
-        parts = []
+        queries = []
         for i, bounds in enumerate(ranges):
             cond = list(where)
             if bounds is not None:
                 upper = f" AND symbol < %(hi{i})s" if bounds[1] is not None else ""
                 cond.append(f"symbol >= %(lo{i})s{upper}")
                 params[f"lo{i}"], params[f"hi{i}"] = bounds
-            sql = (
+            queries.append(
                 f"SELECT {', '.join(select)} FROM {self.database}.{spec.name} "
                 f"WHERE {' AND '.join(cond)} ORDER BY {', '.join(order)}"
             )
-            # Uncompressed Arrow: the bytes are read in place instead of decompressed.
-            parts.append(
-                client.query_arrow(
-                    sql,
-                    parameters=params,
-                    settings={"output_format_arrow_compression_method": "none"},
-                )
-            )
+        parts = self._query_arrow_side_by_side(client, queries, params)
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         del parts
         types: dict[str, str | None] = {c: spec.column_type(c) for c in cols}
@@ -427,6 +421,35 @@ class ClickHouseResource(ConfigurableResource):
         del table
         pa.default_memory_pool().release_unused()  # the Arrow pool keeps freed pages otherwise
         return frame
+
+    def _query_arrow_side_by_side(
+        self, client: Client, queries: list[str], params: dict
+    ) -> list[pa.Table]:
+        """The Arrow results of `queries`, in order; in the embedded engine several run side by
+        side on `insert_threads` clients (chDB formats a result on one core). Uncompressed
+        Arrow: the bytes are read in place instead of decompressed."""
+        settings = {"output_format_arrow_compression_method": "none"}
+        n_clients = min(self.insert_threads, len(queries)) if self.embedded else 1
+        if n_clients <= 1:
+            return [client.query_arrow(q, parameters=params, settings=settings) for q in queries]
+        clients = [client, *(self._open() for _ in range(n_clients - 1))]
+        idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for c in clients:
+            idle.put(c)
+
+        def run(sql: str) -> pa.Table:
+            c = idle.get()
+            try:
+                return c.query_arrow(sql, parameters=params, settings=settings)
+            finally:
+                idle.put(c)
+
+        try:
+            with ThreadPoolExecutor(n_clients, thread_name_prefix="chdb-read") as pool:
+                return list(pool.map(run, queries))
+        finally:
+            for c in clients[1:]:
+                c.close()
 
     def _symbol_ranges(
         self, client: Client, spec: TableSpec, where: list[str], params: dict, rows: int
@@ -469,29 +492,35 @@ def _dates(s: pd.Series) -> np.ndarray:
     return pd.to_datetime(s).to_numpy(dtype="datetime64[D]")
 
 
-def _arrow_to_frame(table: pa.Table, types: dict[str, str]) -> pd.DataFrame:
-    """An Arrow result as the frame the stages expect, typed from the table's column types.
+def _arrow_to_frame(table: pa.Table, types: dict[str, str | None]) -> pd.DataFrame:
+    """An Arrow result as the frame the stages expect, typed from the table's column types
+    (None: as Arrow gives it).
 
     Dates become datetime64[ns] (midnight), timestamps nanoseconds in their zone, strings
-    pandas strings, a dictionary (LowCardinality) column its values. One block per column and
-    the table given up on the way (`split_blocks`, `self_destruct`): numeric columns without
-    nulls become views of the Arrow buffers, so a 23-million-row order book is not held twice.
+    pandas strings, a dictionary (LowCardinality) column its values. Column by column, each
+    dropped from the table once converted: numeric columns without nulls become views of the
+    Arrow buffers, so a 23-million-row order book is not held twice.
     """
     if not table.num_rows:
         return pd.DataFrame(
             {name: _empty_column(_bare(t or "Float64")) for name, t in types.items()},
             columns=list(types),
         )
-    for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type):
-            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
-    frame = table.to_pandas(split_blocks=True, self_destruct=True, date_as_object=False)
-    del table
+    columns = {}
     for name, t in types.items():
+        col = table.column(name)
+        table = table.drop_columns([name])
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
         bare = _bare(t or "")
+        if bare in ("Date", "Date32"):
+            col = col.cast(pa.timestamp("ms"))
+        series = col.to_pandas(split_blocks=True, self_destruct=True)
+        del col
         if bare in ("Date", "Date32") or bare.startswith("DateTime64"):
-            frame[name] = frame[name].dt.as_unit("ns")
-    return frame[list(types)]
+            series = series.dt.as_unit("ns")
+        columns[name] = series
+    return pd.DataFrame(columns, copy=False)
 
 
 def _bare(ch_type: str) -> str:

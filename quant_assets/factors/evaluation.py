@@ -172,21 +172,28 @@ def top_minus_bottom(by_date: pd.DataFrame) -> pd.DataFrame:
 
 
 def quantile_turnover(quantile: pd.Series, q: int, period: int = 1) -> pd.Series:
-    """Share of a quantile's names on each date that were not in it ``period`` dates before."""
+    """Share of a quantile's names on each date that were not in it ``period`` dates before
+    (NaN when either date has no names in it). Membership as a dates x assets matrix: one
+    comparison of the matrix with itself shifted, instead of a set per date."""
     dates = quantile.index.get_level_values("date")
     all_dates = pd.Index(dates.unique()).sort_values()
-    members = quantile[quantile == q]
-    sets = members.groupby(level="date").apply(
-        lambda x: frozenset(x.index.get_level_values("asset"))
+    member = (
+        (quantile == q)
+        .groupby(level=["date", "asset"])
+        .any()
+        .unstack("asset", fill_value=False)
+        .reindex(all_dates, fill_value=False)
+        .to_numpy(dtype=bool)
     )
-    sets = sets.reindex(all_dates)
-    prev = sets.shift(period)
-    values = []
-    for cur, old in zip(sets, prev, strict=True):
-        if not isinstance(cur, frozenset) or not isinstance(old, frozenset):
-            values.append(np.nan)
-        else:
-            values.append(len(cur - old) / len(cur) if cur else np.nan)
+    before = np.zeros_like(member)
+    if period < len(member):
+        before[period:] = member[:-period] if period else member
+    count = member.sum(axis=1)
+    new = (member & ~before).sum(axis=1)
+    had = before.sum(axis=1)
+    valid = (count > 0) & (had > 0) & (np.arange(len(member)) >= period)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(valid, new / count, np.nan)
     return pd.Series(values, index=all_dates, name=q)
 
 

@@ -13,10 +13,11 @@ from datetime import date as _date
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from quant_assets.calendar import TZ
 from quant_assets.market.contract import columns as C
-from quant_assets.market.rules import AFTERNOON, DAY_NS, MORNING, tod_ns
+from quant_assets.market.rules import AFTERNOON, DAY_NS, MORNING, local_clock, tod_ns
 
 DateLike = str | _date | pd.Timestamp | np.datetime64  # a trading day (datetimes are normalised)
 
@@ -94,10 +95,14 @@ def trading_day(frame: pd.DataFrame, date: DateLike | None = None) -> pd.Timesta
 
 
 def _local_tod(ts: pd.Series, day: pd.Timestamp) -> np.ndarray:
-    idx = pd.DatetimeIndex(ts)
-    if idx.tz is not None:
-        idx = idx.tz_convert(TZ).tz_localize(None)
-    return idx.as_unit("ns").asi8 - day.as_unit("ns").value
+    """Nanoseconds since the local midnight of `day` (exchange-local wall clock)."""
+    ts = ts.dt.as_unit("ns") if ts.dt.unit != "ns" else ts
+    if ts.dt.tz is None:
+        return ts.array.asi8 - day.as_unit("ns").value
+    local = local_clock(ts.dt.tz_convert(TZ))
+    if isinstance(local, int):  # one offset for the whole day: an addition, no zone lookups
+        return ts.array.asi8 + (local - day.as_unit("ns").value)
+    return local - day.as_unit("ns").value
 
 
 def symbol_universe(*frames: pd.DataFrame) -> pd.Index:
@@ -251,6 +256,21 @@ def prepare(
 
 
 # ---------------------------------------------------------------------------- reductions
+@njit(cache=True, nogil=True)
+def _group_mean(code, x, w, n):  # pragma: no cover - jit
+    num = np.zeros(n)
+    den = np.zeros(n)
+    for i in range(len(code)):
+        if np.isfinite(x[i]):
+            num[code[i]] += x[i] * w[i]
+            den[code[i]] += w[i]
+    out = np.full(n, np.nan)
+    for g in range(n):
+        if den[g] > 0:
+            out[g] = num[g] / den[g]
+    return out
+
+
 def group_sum(code: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
     """Per-code sum of x, NaN entries skipped (all-NaN or empty groups sum to 0)."""
     x = np.asarray(x, dtype=float)
@@ -258,15 +278,11 @@ def group_sum(code: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
 
 
 def group_mean(code: np.ndarray, x: np.ndarray, n: int, w: np.ndarray | None = None) -> np.ndarray:
-    """Per-code (weighted) mean of the finite x; NaN where a group has no weight."""
+    """Per-code (weighted) mean of the finite x; NaN where a group has no weight. One numba
+    pass (a day's book is 23 million snapshots at 5,000 stocks)."""
     x = np.asarray(x, dtype=float)
-    ok = np.isfinite(x)
     w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
-    w = np.where(ok, w, 0.0)
-    num = np.bincount(code, weights=np.where(ok, x, 0.0) * w, minlength=n)
-    den = np.bincount(code, weights=w, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)
+    return _group_mean(np.asarray(code, dtype=np.int64), x, w, n)
 
 
 def last_in_group(code: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:

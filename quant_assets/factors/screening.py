@@ -11,7 +11,7 @@ from scipy import stats
 @njit(cache=True, nogil=True)
 def _average_ranks(v: np.ndarray) -> np.ndarray:  # pragma: no cover - jit
     """1-based ranks with ties sharing their average rank (pandas' rank())."""
-    order = np.argsort(v, kind="mergesort")
+    order = np.argsort(v)  # quicksort: tied values get their average rank whatever their order
     ranks = np.empty(len(v))
     i = 0
     while i < len(v):
@@ -24,25 +24,52 @@ def _average_ranks(v: np.ndarray) -> np.ndarray:  # pragma: no cover - jit
     return ranks
 
 
+@njit(cache=True)
+def _label_ranks(y, starts):  # pragma: no cover - jit
+    """Each date's ranks of the finite labels (NaN elsewhere): shared by every factor that has
+    a value wherever the label has one (most factors on most dates)."""
+    out = np.full(len(y), np.nan)
+    for d in range(len(starts) - 1):
+        a, b = starts[d], starts[d + 1]
+        idx = np.empty(b - a, np.int64)
+        m = 0
+        for i in range(a, b):
+            if np.isfinite(y[i]):
+                idx[m] = i
+                m += 1
+        if m:
+            r = _average_ranks(y[idx[:m]])
+            for k in range(m):
+                out[idx[k]] = r[k]
+    return out
+
+
 @njit(cache=True, parallel=True)
 def _rank_ic(x, y, starts, min_names):  # pragma: no cover - jit
     n_dates = len(starts) - 1
     out = np.full((n_dates, x.shape[1]), np.nan)
+    shared = _label_ranks(y, starts)
     for f in prange(x.shape[1]):
         for d in range(n_dates):
             a, b = starts[d], starts[d + 1]
             xs = np.empty(b - a)
             ys = np.empty(b - a)
+            rs = np.empty(b - a)
             m = 0
+            n_y = 0
             for i in range(a, b):
-                if np.isfinite(x[i, f]) and np.isfinite(y[i]):
-                    xs[m] = x[i, f]
-                    ys[m] = y[i]
-                    m += 1
+                if np.isfinite(y[i]):
+                    n_y += 1
+                    if np.isfinite(x[i, f]):
+                        xs[m] = x[i, f]
+                        ys[m] = y[i]
+                        rs[m] = shared[i]
+                        m += 1
             if m < max(min_names, 2):
                 continue
             rx = _average_ranks(xs[:m])
-            ry = _average_ranks(ys[:m])
+            # pairs complete per factor: the label's own ranks only when no label was left out
+            ry = rs[:m] if m == n_y else _average_ranks(ys[:m])
             mx = rx.mean()
             my = ry.mean()
             sxy = 0.0
@@ -63,15 +90,18 @@ def rank_ic_table(features: pd.DataFrame, label: pd.Series, min_names: int = 10)
     Pairs are complete per factor (a symbol missing the factor or the label, or with an
     infinite value, is left out of that factor's ranks), as alphalens does; ties share their
     average rank; dates with fewer than `min_names` pairs, or a constant side, give NaN. One
-    numba pass sorts each (date, factor) cross-section once, factors in parallel: 200 factors
-    of 5,000 stocks over 60 days take about a second.
+    numba pass sorts each (date, factor) cross-section once, factors in parallel, and ranks a
+    date's labels once for all the factors that leave none of them out.
     """
-    dates = features.index.get_level_values("date")
-    order = np.argsort(dates.to_numpy(), kind="stable")
-    codes, uniques = pd.factorize(dates[order], sort=True)
+    dates = features.index.get_level_values("date").to_numpy()
+    x = features.to_numpy(dtype=np.float64)
+    y = label.reindex(features.index).to_numpy(dtype=np.float64)
+    if len(dates) > 1 and not (dates[1:] >= dates[:-1]).all():
+        order = np.argsort(dates, kind="stable")
+        dates, x, y = dates[order], x[order], y[order]
+    x = np.asfortranarray(x)  # one factor's column contiguous: a kernel thread walks it
+    codes, uniques = pd.factorize(dates, sort=True)
     starts = np.searchsorted(codes, np.arange(len(uniques) + 1))
-    x = np.asfortranarray(features.to_numpy(dtype=np.float64)[order])
-    y = label.reindex(features.index).to_numpy(dtype=np.float64)[order]
     table = pd.DataFrame(
         _rank_ic(x, y, starts, min_names) if len(x) else np.empty((0, x.shape[1])),
         index=pd.DatetimeIndex(uniques, name="date"),

@@ -106,6 +106,24 @@ def in_session(ts: pd.Series) -> pd.Series:
 
 
 DAY_NS = 86_400_000_000_000  # nanoseconds in a day
+NAT_NS = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+
+
+def local_clock(ts: pd.Series) -> np.ndarray | int:
+    """Wall-clock time of a tz-aware Series: one offset in ns to add to every row's UTC ns,
+    or the local ns of each row. Within a day's span no zone changes its offset and changes it
+    back, so when both ends have the same offset the shift is one addition instead of a zone
+    lookup per row (a day of ticks; Shanghai has kept UTC+8 since 1991); longer spans take the
+    lookup."""
+    utc_ns = ts.array.asi8
+    valid = utc_ns != NAT_NS
+    if valid.any():
+        lo = np.min(utc_ns, where=valid, initial=np.iinfo(np.int64).max)
+        hi = np.max(utc_ns, where=valid, initial=NAT_NS)
+        first, last = (pd.Timestamp(v, unit="ns", tz="UTC").tz_convert(ts.dt.tz) for v in (lo, hi))
+        if last - first < pd.Timedelta(days=1) and first.utcoffset() == last.utcoffset():
+            return int(first.utcoffset().total_seconds()) * 1_000_000_000
+    return ts.dt.tz_localize(None).array.asi8
 
 
 def tod_ns(t: time) -> int:

@@ -108,7 +108,9 @@ def lgbm_model(
     importance = pd.Series(fit.model.feature_importances_, index=X.columns).sort_values()
     sample = X.head(5).reset_index(drop=True)
     artifact = ModelArtifact(
-        model=fit.model,
+        # The booster in LightGBM's own text format: portable, and logged without MLflow's
+        # scikit-learn serialiser (whose first import alone costs seconds in every run).
+        model=fit.model.booster_,
         flavor="lightgbm",
         features=list(X.columns),
         params={**fit.params, "train_days": config.train_days, "n_features": X.shape[1]},

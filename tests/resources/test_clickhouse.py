@@ -268,6 +268,7 @@ def test_a_large_day_is_read_in_ranges_of_symbols_with_the_same_result(clickhous
             columns=list(SPEC.columns), expressions={"twice": "value * 2"},
         )  # fmt: skip
     assert len(ranges) >= 6 and ranges[-1][1] is None
+
     # rows of one symbol come in any order (the sort key does not order them): compare sorted
     def by_key(f):
         return f.sort_values(["symbol", "value"], ignore_index=True)

@@ -13,7 +13,6 @@ from quant_assets.calendar import TZ
 from quant_assets.market import rules
 from quant_assets.market.validation.flags import Ctx, value_detail
 from quant_assets.market.validation.screen_kernels import (
-    NAT,
     strictly_increasing_per_symbol,
     time_flags,
 )
@@ -24,23 +23,6 @@ _SESSIONS = rules.session_windows_ns()
 def ns(ts: pd.Series) -> np.ndarray:
     """int64 nanoseconds of a datetime Series (NaT -> int64 min)."""
     return ts.array.asi8
-
-
-def _local_clock(ts: pd.Series) -> np.ndarray | int:
-    """Wall-clock time of a tz-aware Series: one offset in ns to add to every row, or the
-    local ns of each row. Within a day's span no zone changes its offset and changes it back,
-    so when both ends have the same offset the shift is one addition instead of a zone lookup
-    per row (a day of ticks; Shanghai has kept UTC+8 since 1991); longer spans take the
-    lookup."""
-    utc_ns = ns(ts)
-    valid = utc_ns != NAT
-    if valid.any():
-        lo = np.min(utc_ns, where=valid, initial=np.iinfo(np.int64).max)
-        hi = np.max(utc_ns, where=valid, initial=NAT)
-        first, last = (pd.Timestamp(v, unit="ns", tz="UTC").tz_convert(ts.dt.tz) for v in (lo, hi))
-        if last - first < pd.Timedelta(days=1) and first.utcoffset() == last.utcoffset():
-            return int(first.utcoffset().total_seconds()) * 1_000_000_000
-    return ts.dt.tz_localize(None).array.asi8
 
 
 def out_of_order(ctx: Ctx, t: np.ndarray, valid: np.ndarray, what: str) -> None:
@@ -67,11 +49,11 @@ def time_rules(
     """Rules on the `ts` column: sessions (A-shares only), trading date, future, order."""
     ts = ctx.p["ts"]
     utc_ns = ns(ts)
-    valid = utc_ns != NAT
+    valid = utc_ns != rules.NAT_NS
     news = ctx.kind == "news"  # news of earlier days may arrive in a later file; never later
     outside, off_day, future = time_flags(
         utc_ns,
-        _local_clock(ts),
+        rules.local_clock(ts),
         _SESSIONS,
         trading_date.value // rules.DAY_NS if trading_date is not None else 0,
         news,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from quant_assets.market.rules import DAY_NS, PRICE_EPS
-
-NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+from quant_assets.market.rules import DAY_NS, NAT_NS, PRICE_EPS
 
 
 @njit(cache=True, nogil=True)
@@ -96,7 +94,7 @@ def book_suspects(
 
 @njit(cache=True, nogil=True)
 def _strictly_increasing(codes, t, n_codes):  # pragma: no cover - jit
-    last = np.full(n_codes, NAT, np.int64)
+    last = np.full(n_codes, NAT_NS, np.int64)
     for i in range(codes.shape[0]):
         c = codes[i]
         if c < 0 or t[i] <= last[c]:
@@ -128,7 +126,7 @@ def _time_flags(
     lookup = local_ns.shape[0] == n
     for i in prange(n):
         u = utc_ns[i]
-        if u == NAT:
+        if u == NAT_NS:
             continue
         local = local_ns[i] if lookup else u + shift
         d = local // DAY_NS  # floor division: days before 1970 stay whole
