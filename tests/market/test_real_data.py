@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_assets.calendar import trading_days
 from quant_assets.market import rules
 from quant_assets.market.adjustment import adjust_prices, adjustment_factors, factors_from_preclose
 from quant_assets.market.contract.schemas import BarsSchema, OrderBookSchema, TradesSchema
@@ -35,6 +36,11 @@ def csi300():
 
 
 def test_csi300_bars_validate_clean_with_suspended_and_limit_up_rows_kept(csi300):
+    # SOURCES.md: 16 codes list inside the window, on their first row's date; the limits of
+    # their first days need the listing dates and a calendar reaching five days before the window
+    first = csi300.groupby("symbol")["date"].min()
+    listings = first[first > csi300["date"].min()]
+    assert len(listings) == 16
     res = validate(
         "bars",
         csi300,
@@ -42,12 +48,19 @@ def test_csi300_bars_validate_clean_with_suspended_and_limit_up_rows_kept(csi300
         trading_date=None,
         now="2024-08-21",
         source_file=R.CSI300_BARS,
+        trading_days=trading_days(pd.Timestamp("2020-11-02"), csi300["date"].max()),
+        listings=listings,
     )
     assert conserved(res)
-    assert res.quarantine.empty, res.quarantine.groupby("rule").size()
+    # the one row beyond its limits: 000792.SZ relisted on 2021-08-10 after a suspension (a
+    # relisting's first day has no limit; the rules know listings, not relistings)
+    q = res.quarantine
+    assert q[["symbol", "rule"]].values.tolist() == [["000792.SZ", "outside_price_limit"]]
+    assert csi300["date"].iloc[q["row_number"].iloc[0]] == pd.Timestamp("2021-08-10")
+    assert any("16 new listings under listing-day limits" in n for n in res.notes)
     clean = res.clean
     BarsSchema.validate(clean)
-    assert len(clean) == 229_365 and clean["symbol"].nunique() == 265
+    assert len(clean) == 229_364 and clean["symbol"].nunique() == 265
     assert clean["symbol"].str.match(r"^\d{6}\.(SH|SZ)$").all()
     susp = clean[clean["is_suspended"]]
     assert len(susp) == 328 and (susp["volume"] == 0).all()  # valid-but-suspended, kept

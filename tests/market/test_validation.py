@@ -231,6 +231,12 @@ CASES = [
         [2],
     ),
     ("bars", "suspended_inconsistent", lambda d: d.assign(is_suspended=[True, False, False]), [0]),
+    (
+        "bars",
+        "outside_price_limit",
+        lambda d: d.assign(low=[9.9, 19.5, 39.99], close=[10.2, 20.2, 39.99]),  # STAR: >= 40
+        [2],
+    ),
     ("bars", "missing_value", lambda d: d.assign(volume=[1_000_000, np.nan, 0]), [1]),
     ("news", "empty_title", lambda d: d.assign(title=["ok", "  ", None]), [1, 2]),
     (
@@ -370,6 +376,84 @@ def test_without_listing_dates_a_new_listing_gets_the_usual_limits_and_a_note():
     res = run("trades", trades, bars_for_limits=make_bars())
     assert quarantined(res, "outside_price_limit") == [0, 1]
     assert any("no listing dates" in n for n in res.notes)
+
+
+def test_a_bar_30_percent_above_its_preclose_on_a_10_percent_board_is_quarantined():
+    bars = make_bars()
+    bars.loc[0, ["high", "close"]] = [13.0, 13.0]  # 600000.SH, preclose 10: limit-up 11.00
+    res = run("bars", bars)
+    assert quarantined(res, "outside_price_limit") == [0]
+    assert "close=13.0 outside [9.0, 11.0]" in res.quarantine["detail"].iloc[0]
+    assert res.n_quarantined == 1
+    assert_conserved(res, 3)
+
+
+@pytest.mark.parametrize(
+    ("row", "change", "is_st", "outside"),
+    [
+        # main board 10 %: [9.00, 11.00] around preclose 10; the limit prices themselves are fine
+        (0, {"open": 9.0, "low": 9.0, "high": 11.0, "close": 11.0}, False, False),
+        (0, {"low": 8.99}, False, True),
+        # ST on the main board: 5 %, [9.50, 10.50]
+        (0, {"high": 10.5}, True, False),
+        (0, {"high": 10.51}, True, True),
+        (0, {"open": 9.49, "low": 9.49}, True, True),
+        # STAR 20 % around 50: [40.00, 60.00]; ST changes nothing there
+        (2, {"high": 60.0}, True, False),
+        (2, {"high": 60.01}, False, True),
+    ],
+)
+def test_bar_limits_follow_board_and_st_flag_of_the_bar(row, change, is_st, outside):
+    bars = make_bars()
+    for col, value in change.items():
+        bars.loc[row, col] = value
+    bars.loc[row, "is_st"] = is_st
+    res = run("bars", bars)
+    assert quarantined(res, "outside_price_limit") == ([row] if outside else [])
+    assert res.n_quarantined == int(outside)
+
+
+def test_bars_of_new_listings_use_the_listing_day_limits():
+    bars = make_bars()
+    bars.loc[2, ["open", "high", "low", "close"]] = [150.0, 200.0, 120.0, 180.0]  # STAR, pre 50
+    bars.loc[0, ["open", "high", "low", "close"]] = [14.4, 14.4, 6.4, 14.0]  # main, pre 10
+
+    def listed(star: str, main: str):
+        listings = pd.Series({"688001.SH": pd.Timestamp(star), "600000.SH": pd.Timestamp(main)})
+        return run("bars", bars, trading_days=CALENDAR, listings=listings)
+
+    # listed three trading days before, STAR and main board (the main boards have had five
+    # days without a limit since 2023-04-10)
+    assert listed("2023-12-28", "2023-12-28").quarantine.empty
+    # both listed long ago: the usual limits
+    assert quarantined(listed("2019-07-22", "1999-11-10"), "outside_price_limit") == [0, 2]
+    # without listing dates the usual limits apply, and the notes say so
+    res = run("bars", bars)
+    assert quarantined(res, "outside_price_limit") == [0, 2]
+    assert any("no listing dates" in n for n in res.notes)
+
+
+def test_a_main_board_bar_on_its_listing_day_before_2023_is_capped_at_plus_44_minus_36():
+    day = pd.Timestamp("2021-06-10")
+    bars = make_bars().iloc[:1].assign(date=day, preclose=2.65)
+    bars[["open", "high", "low", "close"]] = [3.18, 3.82, 3.18, 3.82]  # 600905.SH's first day
+    kw = dict(trading_date=day, now=day + pd.Timedelta(hours=18))
+    cal = pd.bdate_range("2021-05-01", "2021-06-30")
+    res = run("bars", bars, trading_days=cal, listings=pd.Series({"600000.SH": day}), **kw)
+    assert res.quarantine.empty, res.quarantine[["rule", "detail"]]
+    over = bars.assign(high=3.82 + 0.01, close=3.82 + 0.01)  # above 2.65 * 1.44 = 3.816 -> 3.82
+    res = run("bars", over, trading_days=cal, listings=pd.Series({"600000.SH": day}), **kw)
+    assert quarantined(res, "outside_price_limit") == [0]
+
+
+def test_bar_limits_are_skipped_outside_china_and_without_preclose_not_checked():
+    bars = make_bars()
+    bars.loc[0, ["high", "close"]] = [13.0, 13.0]
+    res = run("bars", bars, market="US")
+    assert "outside_price_limit" in res.skipped and res.quarantine.empty
+    res = run("bars", bars.assign(preclose=[np.nan, 20.0, 50.0]))
+    assert res.quarantine.empty
+    assert any("1 bars without preclose" in n for n in res.notes)
 
 
 def test_empty_levels_are_nan_price_with_size_zero_and_are_skipped_by_monotonicity():

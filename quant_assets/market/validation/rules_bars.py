@@ -1,5 +1,5 @@
 """Row rules of daily bars: positive prices, OHLC consistency and suspended days, then the
-date, duplicate and order rules."""
+date, duplicate, order and price-limit rules (each bar's prices against its own preclose)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates, negative, positive_price
+from quant_assets.market.validation.rules_limits import bar_limits, limit_rule
 from quant_assets.market.validation.rules_time import date_rules, ns, out_of_order
 
 # An empty price is a bad_price (NaN or <= 0), not a missing_value.
@@ -46,3 +47,6 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     duplicates(ctx, ["symbol", "date"], "symbol and date")
     dates = ctx.p["date"]
     out_of_order(ctx, ns(dates), dates.notna().to_numpy(), "date")
+    limits = bar_limits(ctx, day)
+    if limits is not None:
+        limit_rule(ctx, PRICES, limits)

@@ -1,5 +1,9 @@
-"""The daily price-limit rule of A-shares: limit-up/limit-down prices from the day's bars
-(preclose, board, ST), relaxed for the first days after a listing, and the prices beyond them.
+"""The daily price-limit rule of A-shares: limit-up/limit-down prices from a preclose, the board
+and the ST flag, relaxed for the first days after a listing, and the prices beyond them.
+
+Trades and order books take each symbol's preclose and ST flag from the day's bars
+(`day_limits`); daily bars are checked against their own preclose (`bar_limits`). Both go through
+`limit_prices`, the one place the limits are computed.
 """
 
 from __future__ import annotations
@@ -13,45 +17,93 @@ from quant_assets.market.validation.flags import Ctx, DayInputs
 Limits = tuple[np.ndarray, np.ndarray]  # (limit-up, limit-down) prices
 
 
-def day_limits(ctx: Ctx, day: DayInputs) -> Limits | None:
-    """Per-symbol (`ctx.uniques`) limit-up/limit-down prices from the day's bars (preclose,
-    board, is_st; NaN without a bar), with the rules for the first days after listing
-    (`rules.listing_limits`) when `day.listings` (symbol -> list_date) and a `day.calendar` of
-    trading days reaching back over them are given. None (and said so) where they do not apply.
-    """
-    bars, trading_date, listings, calendar = day.bars, day.trading_date, day.listings, day.calendar
+def _limits_apply(ctx: Ctx) -> bool:
+    """Daily price limits are an A-share rule; other markets skip it (and say so)."""
     if ctx.market != "CN":
         ctx.skipped["outside_price_limit"] = f"market {ctx.market}: no daily price limits"
+        return False
+    return True
+
+
+def day_limits(ctx: Ctx, day: DayInputs) -> Limits | None:
+    """Per-symbol (`ctx.uniques`) limit-up/limit-down prices from the day's bars (preclose,
+    board, is_st; NaN without a bar), with the rules for the first days after listing when
+    `day.listings` and `day.calendar` are given (`limit_prices`). None (and said so) where they
+    do not apply.
+    """
+    if not _limits_apply(ctx):
         return None
-    if bars is None:
+    if day.bars is None:
         ctx.skipped["outside_price_limit"] = "no bars_for_limits given: price limits not checked"
         return None
-    b = bars
-    if "date" in b.columns and trading_date is not None:
-        b = b[pd.to_datetime(b["date"]) == trading_date]
+    b = day.bars
+    if "date" in b.columns and day.trading_date is not None:
+        b = b[pd.to_datetime(b["date"]) == day.trading_date]
     b = b.drop_duplicates("symbol", keep="last").set_index("symbol")
     pos = b.index.get_indexer(ctx.uniques)
     have = pos >= 0
     pre = np.where(have, b["preclose"].to_numpy(dtype=float)[np.maximum(pos, 0)], np.nan)
     st = np.where(have, b["is_st"].to_numpy(dtype=bool)[np.maximum(pos, 0)], False)
-    board = pd.Series([rules.board_of(str(s)) for s in ctx.uniques], dtype=object)
-    pct = np.asarray(rules.limit_pct(board, pd.Series(st)), dtype=float)
-    up_u, down_u = (np.asarray(v, dtype=float) for v in rules.price_limits(pre, pct))
-    cal = None
-    if calendar is not None and trading_date is not None:
-        cal = pd.DatetimeIndex(calendar).normalize()
-        cal = cal[cal <= trading_date]
-    if listings is not None and cal is not None and len(cal) >= rules.NO_LIMIT_DAYS:
-        _listing_limits(ctx, up_u, down_u, pre, board, listings, cal)
+    codes = np.arange(len(ctx.uniques))
+    days = None
+    if day.trading_date is not None:
+        days = np.full(len(codes), day.trading_date.value, dtype="datetime64[ns]")
+    limits = limit_prices(ctx, codes, pre, st, days, day)
+    if (~have).any():
+        missing = [str(s) for s in ctx.uniques[~have]]
+        ctx.notes.append(f"outside_price_limit: no bar for {len(missing)} symbols {missing[:5]}")
+    return limits
+
+
+def bar_limits(ctx: Ctx, day: DayInputs) -> Limits | None:
+    """Per-row limit-up/limit-down prices of daily bars around each bar's own preclose, with
+    its board, ST flag and date (NaN where the bar has no preclose or no symbol)."""
+    if not _limits_apply(ctx):
+        return None
+    pre = ctx.arr("preclose")
+    pre = np.where(ctx.codes >= 0, pre, np.nan)
+    st = ctx.arr("is_st") == 1  # NaN (did not parse) is missing_value's row
+    days = ctx.p["date"].to_numpy(dtype="datetime64[ns]")
+    no_pre = int((np.isnan(pre) & (ctx.codes >= 0)).sum())
+    if no_pre:
+        ctx.notes.append(f"outside_price_limit: {no_pre} bars without preclose: not checked")
+    return limit_prices(ctx, ctx.codes, pre, st, days, day)
+
+
+def limit_prices(
+    ctx: Ctx,
+    codes: np.ndarray,
+    pre: np.ndarray,
+    st: np.ndarray,
+    days: np.ndarray | None,
+    day: DayInputs,
+) -> Limits:
+    """Limit-up/limit-down prices of items (symbols or rows) with symbol codes `codes` (into
+    `ctx.uniques`, -1 for none), preclose `pre`, ST flag `st` and trading day `days`
+    (datetime64[ns], NaT where unknown; None for none at all): the board's limit
+    (`rules.limit_pct`) around preclose, relaxed for shares in their first trading days
+    (`rules.listing_limits`) when `day.listings` (symbol -> list_date) and a `day.calendar`
+    reaching five trading days back are given."""
+    board_u = np.array([rules.board_of(str(s)) for s in ctx.uniques] + ["main"], dtype=object)
+    board = board_u[codes]  # code -1 picks the appended "main": its preclose is NaN anyway
+    pct = np.asarray(rules.limit_pct(pd.Series(board), pd.Series(st)), dtype=float)
+    up, down = (np.asarray(v, dtype=float) for v in rules.price_limits(pre, pct))
+    cal = None if day.calendar is None else pd.DatetimeIndex(day.calendar).normalize()
+    known = None if days is None else days[~np.isnat(days)]
+    deep_enough = (
+        cal is not None
+        and known is not None
+        and len(known) > 0
+        and cal.searchsorted(known.min(), side="right") >= rules.NO_LIMIT_DAYS
+    )
+    if day.listings is not None and deep_enough:
+        _listing_limits(ctx, codes, up, down, pre, board, days, day.listings, cal)
     else:
         ctx.notes.append(
             "outside_price_limit: no listing dates, or fewer than "
             f"{rules.NO_LIMIT_DAYS} trading days of calendar, given: new listings get usual limits"
         )
-    if (~have).any():
-        missing = [str(s) for s in ctx.uniques[~have]]
-        ctx.notes.append(f"outside_price_limit: no bar for {len(missing)} symbols {missing[:5]}")
-    return up_u, down_u
+    return up, down
 
 
 def per_row(codes: np.ndarray, limits: Limits) -> Limits:
@@ -63,33 +115,36 @@ def per_row(codes: np.ndarray, limits: Limits) -> Limits:
 
 def _listing_limits(
     ctx: Ctx,
+    codes: np.ndarray,
     up: np.ndarray,
     down: np.ndarray,
     pre: np.ndarray,
-    board: pd.Series,
+    board: np.ndarray,
+    days: np.ndarray,
     listings: pd.Series,
     cal: pd.DatetimeIndex,
 ) -> None:
-    """Overwrite the per-symbol limits of shares in their first trading days (in place); `cal`
-    is the trading days up to the file's day."""
-    listed = pd.to_datetime(listings.reindex(ctx.uniques).to_numpy()).normalize()
-    # the listing day is day 1: trading days from the listing date up to `day`, both included
-    listed_day = len(cal) - cal.searchsorted(listed, side="left")
-    relaxed = []
-    for i, (b, when, n) in enumerate(zip(board, listed, listed_day, strict=True)):
-        if pd.isna(when) or when < cal[0]:
-            continue  # listed before the calendar window: long past its first days
-        frac = rules.listing_limits(b, when, int(n))
+    """Overwrite the limits of items in their first trading days (in place); `cal` is the
+    trading calendar, reaching back at least five trading days before every item's day."""
+    listed_u = pd.to_datetime(listings.reindex(ctx.uniques).to_numpy()).normalize()
+    listed = np.append(listed_u.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))[codes]
+    # the listing day is day 1: trading days from the listing date up to the item's day
+    listed_day = cal.searchsorted(days, side="right") - cal.searchsorted(listed, side="left")
+    # listed before the calendar's window: long past its first days
+    early = ~np.isnat(listed) & ~np.isnat(days) & (listed >= cal[0].to_datetime64())
+    relaxed = set()
+    for i in np.flatnonzero(early & (listed_day >= 1) & (listed_day <= rules.NO_LIMIT_DAYS)):
+        frac = rules.listing_limits(board[i], listed[i], int(listed_day[i]))
         if frac is None:
             continue
         up_frac, down_frac = frac
         up[i] = np.inf if np.isinf(up_frac) else rules.round_price(pre[i] * (1 + up_frac))
         down[i] = -np.inf if np.isinf(down_frac) else rules.round_price(pre[i] * (1 - down_frac))
-        relaxed.append(str(ctx.uniques[i]))
+        relaxed.add(str(ctx.uniques[codes[i]]))
     if relaxed:
+        names = sorted(relaxed)
         ctx.notes.append(
-            f"outside_price_limit: {len(relaxed)} new listings under listing-day limits "
-            f"{relaxed[:5]}"
+            f"outside_price_limit: {len(names)} new listings under listing-day limits {names[:5]}"
         )
 
 
