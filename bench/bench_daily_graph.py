@@ -233,7 +233,7 @@ def _child(args: list[str], env: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(n: int, history: int, fresh: bool) -> dict:
+def measure(n: int, history: int, fresh: bool, prepare_only: bool = False) -> dict:
     folder = REPO / ".data" / "bench" / f"graph-{n}"
     env = _env(folder, n)
     marker = folder / "prepared.json"
@@ -256,6 +256,8 @@ def measure(n: int, history: int, fresh: bool) -> dict:
         )
         if proc.returncode != 0:
             raise SystemExit(f"prepare failed for {n} stocks")
+    if prepare_only:
+        return {}
     print(f"  {n} stocks: the day in one run", flush=True)
     day = _child(["--run", str(folder)], env)
     if not day["success"]:
@@ -360,6 +362,12 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=80)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="build the data folders and stop (the preparation is long at 5,000 stocks and "
+        "need not run on a quiet machine; the measured runs do)",
+    )
+    parser.add_argument(
         "--report", action="store_true", help="print the figures of the last runs again"
     )
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
@@ -376,7 +384,9 @@ def main() -> None:
         folders = {n: REPO / ".data" / "bench" / f"graph-{n}" / "results.json" for n in args.sizes}
         report({n: json.loads(f.read_text()) for n, f in folders.items() if f.exists()})
         return
-    results = {n: measure(n, args.history, args.fresh) for n in args.sizes}
+    results = {n: measure(n, args.history, args.fresh, args.prepare_only) for n in args.sizes}
+    if args.prepare_only:
+        return
     report(results)
 
 
