@@ -15,13 +15,34 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
-from dagster import AssetIn, BetaWarning, TimeWindowPartitionMapping, asset
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    BetaWarning,
+    Failure,
+    TimeWindowPartitionMapping,
+    asset,
+)
 
 from quant_assets.calendar import TRADING_DAYS
 from resources.clickhouse import TableSpec
 from resources.clickhouse_io import COLUMNS_KEY, EXPRESSIONS_KEY, WINDOW_KEY, table_metadata
 
 IO_MANAGER = "clickhouse_io"
+
+
+def partition_day(context: AssetExecutionContext) -> pd.Timestamp:
+    """The trading day of the run's partition. A run started with a partition tag of a
+    non-trading day (a Saturday, a holiday) skips Dagster's own check: refused here, before
+    the asset does anything."""
+    key = context.partition_key
+    if not TRADING_DAYS.has_partition_key(key):
+        raise Failure(
+            f"{key} is not a trading day of the exchange calendar (or is outside the "
+            "partitions' range): nothing is computed or stored for it"
+        )
+    return pd.Timestamp(key)
 
 
 def _mapping(start_offset: int, end_offset: int) -> TimeWindowPartitionMapping:

@@ -33,6 +33,31 @@ BATCH_MAX_ROWS = 1 << 20
 READ_CHUNK_ROWS = 2_500_000
 
 
+STAGING_MARK = "__staging_"  # <table>__staging_<partition>[_<run>]: never read by the platform
+
+
+@dataclass(frozen=True)
+class StagedPartition:
+    """One partition written to a staging table and not yet published."""
+
+    table: str  # database.table it belongs to
+    staging: str  # database.staging table holding it (none when rows == 0)
+    literal: str  # the partition as a SQL literal: '2024-06-03' or ('2024-06-03', 'trades')
+    rows: int
+
+    def to_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "staging": self.staging,
+            "literal": self.literal,
+            "rows": self.rows,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StagedPartition:
+        return cls(d["table"], d["staging"], d["literal"], int(d["rows"]))
+
+
 class SchemaMismatch(RuntimeError):
     """A stored table whose layout the asset's spec cannot take over without losing data."""
 
@@ -246,23 +271,45 @@ class ClickHouseResource(ConfigurableResource):
     ) -> int:
         """Atomically make `df` the whole content of one partition; returns rows written.
 
+        `stage_partition`, then `swap_in`, then `drop_staging`: readers see the old day or the
+        new one, never a mix, and a crash before the swap leaves the old data. The publisher
+        (`resources.publishing`) runs the same three steps for several tables under a journal.
+        """
+        staged = self.stage_partition(client, spec, df, day, **keys)
+        try:
+            self.swap_in(client, staged)
+        finally:
+            self.drop_staging(client, staged)
+        return staged.rows
+
+    def stage_partition(
+        self,
+        client: Client,
+        spec: TableSpec,
+        df: pd.DataFrame,
+        day: str | pd.Timestamp,
+        tag: str = "",
+        **keys: str,
+    ) -> StagedPartition:
+        """Write `df` as one partition of a staging copy of the table, not yet visible.
+
         The partition is the day plus, for tables partitioned by more columns, their values in
-        `keys` (e.g. ``kind="trades"``). Rows go to a staging copy of the table first and are
-        swapped in with REPLACE PARTITION, so readers see the old day or the new one, never a
-        mix, and a crash before the swap leaves the old data. The staging table's name is fixed
-        per partition, so a rerun after a crash removes the leftover first. An empty frame drops
-        the partition explicitly (ClickHouse refuses to replace from an empty source). Columns of
-        the partition key that `df` leaves out (e.g. `date`) are filled with the partition's
-        values; those it has must all be in the partition.
+        `keys` (e.g. ``kind="trades"``). Columns of the partition key that `df` leaves out (e.g.
+        `date`) are filled with the partition's values; those it has must all be in the
+        partition. The staging table is named after the table, the partition and `tag` (the
+        run), so two runs never write the same staging table; a leftover of the same name is
+        dropped first. An empty frame stages nothing: its swap drops the partition (ClickHouse
+        refuses to replace from an empty source).
         """
         self.ensure_table(client, spec)
         day = pd.Timestamp(day).strftime("%Y-%m-%d")
         values = [day, *keys.values()]
         literal = f"'{day}'" if not keys else "(" + ", ".join(f"'{v}'" for v in values) + ")"
         target = f"{self.database}.{spec.name}"
+        suffix = "_".join(str(v) for v in values).replace("-", "")
+        staging = f"{target}{STAGING_MARK}{suffix}" + (f"_{tag}" if tag else "")
         if df.empty:
-            client.command(f"ALTER TABLE {target} DROP PARTITION {literal}")
-            return 0
+            return StagedPartition(target, staging, literal, 0)
         # partition columns the frame leaves out take the partition's value (no frame copy)
         constants = {
             c: v
@@ -279,18 +326,36 @@ class ClickHouseResource(ConfigurableResource):
             raise ValueError(
                 f"{spec.name}: {int(mismatched.sum())} rows are not in partition {literal}"
             )
-        suffix = "_".join(str(v) for v in values).replace("-", "")
-        staging = f"{self.database}.{spec.name}__staging_{suffix}"
         client.command(f"DROP TABLE IF EXISTS {staging}")
         client.command(f"CREATE TABLE {staging} AS {target}")
         try:
             self.insert(
                 client, staging, df[[c for c in spec.columns if c in df.columns]], constants
             )
-            client.command(f"ALTER TABLE {target} REPLACE PARTITION {literal} FROM {staging}")
-        finally:
+        except BaseException:
             client.command(f"DROP TABLE IF EXISTS {staging}")
-        return len(df)
+            raise
+        return StagedPartition(target, staging, literal, len(df))
+
+    def staged_rows(self, client: Client, staged: StagedPartition) -> int:
+        """Rows the staging table holds (what a swap would publish)."""
+        if not staged.rows:
+            return 0
+        return int(client.command(f"SELECT count() FROM {staged.staging}"))
+
+    def swap_in(self, client: Client, staged: StagedPartition) -> None:
+        """Publish a staged partition: one atomic REPLACE PARTITION (DROP for an empty day).
+        Repeatable while the staging table exists, so a publication can be rolled forward."""
+        if staged.rows:
+            client.command(
+                f"ALTER TABLE {staged.table} REPLACE PARTITION {staged.literal} "
+                f"FROM {staged.staging}"
+            )
+        else:
+            client.command(f"ALTER TABLE {staged.table} DROP PARTITION {staged.literal}")
+
+    def drop_staging(self, client: Client, staged: StagedPartition) -> None:
+        client.command(f"DROP TABLE IF EXISTS {staged.staging}")
 
     def insert(
         self,

@@ -2,9 +2,16 @@
 
 An asset declares its table with `table_metadata(spec)`: the spec (columns, codecs, sort and
 partition keys) travels in the asset's definition metadata, so the asset that writes a table
-owns its layout and the UI shows its columns. Writes replace the asset's partition atomically
-(`ClickHouseResource.replace_partition`) and record it in `stored_partitions`, the log of what
-each table holds. Reads serve a downstream input one partition or a window of partitions (from
+owns its layout and the UI shows its columns.
+
+Writes are write-audit-publish: the partition goes to a staging table (never read); outputs
+that must be published together (a raw table and its quarantine: `publish_with`) wait until
+all of them are staged, their staged row counts are verified, and `resources.publishing` swaps
+them in under a journal and records them in `stored_partitions`, the log of what each table
+holds. An output that the step's own audit withheld (`withhold(reason)` in its output
+metadata, e.g. a file with too many bad rows) is not published at all: the step fails with
+the reason and with what stays published for the day. A partition key outside the asset's
+partitions (a Saturday given as a run tag) is refused, for writes and reads. Reads serve a downstream input one partition or a window of partitions (from
 the input's partition mapping), with the columns the input asks for pushed down to ClickHouse.
 
 A window is checked against the log before anything is read. Partitions before the upstream's
@@ -17,13 +24,14 @@ to backfill: a window is never shortened silently.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 from dagster import (
     ConfigurableIOManager,
+    DagsterRunStatus,
     Failure,
     InputContext,
     MetadataValue,
@@ -31,52 +39,58 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from pydantic import PrivateAttr
 
 from resources.clickhouse import ClickHouseResource, TableSpec, empty_frame
+from resources.publishing import STORED_PARTITIONS, Part, publish, published, recover, run_tag
 
 SPEC_KEY = "clickhouse/table_spec"
 SLICE_KEY = "clickhouse/slice"
 COLUMNS_KEY = "clickhouse/columns"  # on an input: the columns it reads
 EXPRESSIONS_KEY = "clickhouse/expressions"  # on an input: name -> SQL computed by ClickHouse
 WINDOW_KEY = "clickhouse/window"  # on an input: "exact" (default), "history" or "chain"
+PUBLISH_WITH_KEY = "clickhouse/publish_with"  # on outputs published together: all their assets
+WITHHELD_KEY = "clickhouse/withheld"  # in an output's runtime metadata: why not to publish it
 
-# What each table holds: one row per written partition (the newest write wins).
-STORED_PARTITIONS = TableSpec(
-    name="stored_partitions",
-    columns={
-        "table": "LowCardinality(String)",
-        "slice": "LowCardinality(String)",
-        "date": "Date",
-        "rows": "UInt64",
-        "run_id": "String",
-        "written_at": "DateTime64(3, 'UTC')",
-    },
-    order_by=("table", "slice", "date"),
-    partition_by=None,
-    engine="ReplacingMergeTree(written_at)",
-)
+# Run states in which a run may still write (its staging tables are left alone).
+_LIVE = {
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+}
 
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS = 12
 
 
-def table_metadata(spec: TableSpec, **slice_values: str) -> dict[str, object]:
+def table_metadata(
+    spec: TableSpec, publish_with: Sequence[str] = (), **slice_values: str
+) -> dict[str, object]:
     """Definition metadata of an asset stored in `spec`'s table.
 
     `slice_values` name the asset's share of a table several assets write (e.g.
     ``kind="trades"`` in the quarantine): its partitions are (date, slice) and its reads
-    are filtered to the slice."""
+    are filtered to the slice. `publish_with` names every asset (this one included) of a
+    step whose partitions are published together or not at all."""
     extra = [c for c in slice_values if c not in spec.columns]
     if extra:
         raise KeyError(f"{spec.name} has no columns {extra} to slice by")
     return {
         SPEC_KEY: MetadataValue.json(spec.to_dict()),
         SLICE_KEY: MetadataValue.json(dict(slice_values)),
+        PUBLISH_WITH_KEY: MetadataValue.json(list(publish_with)),
         "dagster/table_name": spec.name,
         "dagster/column_schema": TableSchema(
             columns=[TableColumn(name=c, type=spec.column_type(c)) for c in spec.columns]
         ),
     }
+
+
+def withhold(reason: str) -> dict[str, str]:
+    """Runtime output metadata that keeps an output from being published, with the reason."""
+    return {WITHHELD_KEY: reason}
 
 
 def _value(meta: Mapping[str, object], key: str, default: object = None) -> object:
@@ -118,6 +132,9 @@ class ClickHouseIOManager(ConfigurableIOManager):
 
     clickhouse: ClickHouseResource
 
+    _pending: dict = PrivateAttr(default_factory=dict)  # (run, day) -> {asset: Part}
+    _recovered: bool = PrivateAttr(default=False)
+
     # -- writing ---------------------------------------------------------------------------
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
@@ -128,34 +145,80 @@ class ClickHouseIOManager(ConfigurableIOManager):
         if not context.has_partition_key:
             raise Failure(f"{asset} is not partitioned: its table {spec.name} is written by day")
         day = context.partition_key
+        _refuse_unknown_partition(context, asset, [day])
+        label = _slice_label(slice_values)
+        group = list(_value(context.definition_metadata, PUBLISH_WITH_KEY, []) or []) or [asset]
         with self.clickhouse.client() as client:
-            rows = self.clickhouse.replace_partition(client, spec, obj, day, **slice_values)
-            self._log_partition(client, spec, slice_values, day, rows, context.run_id)
+            self._recover(client, context)
+            withheld = _value(context.output_metadata or {}, WITHHELD_KEY)
+            if withheld:
+                self._pending.pop((context.run_id, day), None)
+                raise Failure(
+                    description=f"{asset} {day} was not published: {withheld} "
+                    + published(self.clickhouse, client, spec.name, label, day),
+                    metadata={"asset": asset, "partition": day, "withheld": str(withheld)},
+                )
+            staged = self.clickhouse.stage_partition(
+                client, spec, obj, day, tag=run_tag(context.run_id), **slice_values
+            )
+            waiting = self._pending.setdefault((context.run_id, day), {})
+            waiting[asset] = Part(staged, spec.name, label, day)
+            if set(group) <= set(waiting):
+                parts = [waiting[a] for a in group]
+                del self._pending[(context.run_id, day)]
+                self._verify(client, parts)
+                publish(self.clickhouse, client, parts, context.run_id)
+                note = "published" + (
+                    f" together with {', '.join(a for a in group if a != asset)}"
+                    if len(group) > 1
+                    else ""
+                )
+            else:
+                others = ", ".join(a for a in group if a not in waiting)
+                note = f"staged; published once {others} is staged and the step's audit passes"
         context.add_output_metadata(
             {
-                "dagster/row_count": rows,
+                "dagster/row_count": staged.rows,
                 "columns": len(obj.columns),
-                "preview": MetadataValue.md(_preview(obj) if rows else "no rows"),
+                "publication": note,
+                "preview": MetadataValue.md(_preview(obj) if staged.rows else "no rows"),
             }
         )
 
-    def _log_partition(
-        self, client: Client, spec: TableSpec, slice_values: dict, day: str, rows: int, run: str
-    ) -> None:
-        self.clickhouse.ensure_table(client, STORED_PARTITIONS)
-        entry = pd.DataFrame(
-            {
-                "table": [spec.name],
-                "slice": [_slice_label(slice_values)],
-                "date": [pd.Timestamp(day)],
-                "rows": [rows],
-                "run_id": [run or ""],
-                "written_at": [datetime.now(UTC)],
-            }
-        )
-        self.clickhouse.insert(
-            client, f"{self.clickhouse.database}.{STORED_PARTITIONS.name}", entry
-        )
+    def _verify(self, client: Client, parts: list[Part]) -> None:
+        """The staged tables hold exactly what the step wrote, or nothing is published."""
+        wrong = [
+            f"{p.staged.staging}: {n:,} rows staged of {p.staged.rows:,} written"
+            for p in parts
+            if (n := self.clickhouse.staged_rows(client, p.staged)) != p.staged.rows
+        ]
+        if wrong:
+            for p in parts:
+                self.clickhouse.drop_staging(client, p.staged)
+            raise Failure(
+                description="the staged write does not hold what was written, nothing was "
+                "published: " + "; ".join(wrong),
+            )
+
+    def _recover(self, client: Client, context: InputContext | OutputContext) -> None:
+        """Once per process: roll forward what dead runs left between swaps, drop their
+        staging tables."""
+        if self._recovered:
+            return
+        instance = _instance(context)
+
+        def alive(run: str) -> bool:
+            if instance is None or not run:
+                return False
+            try:
+                found = instance.get_run_by_id(str(uuid.UUID(run)))
+            except ValueError:
+                return False
+            return found is not None and found.status in _LIVE
+
+        for line in recover(self.clickhouse, client, alive):
+            context.log.warning(line)
+        self._recovered = True
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -170,7 +233,10 @@ class ClickHouseIOManager(ConfigurableIOManager):
         if not context.has_asset_partitions:
             raise Failure(f"{asset} is read by day: the reading asset must be partitioned too")
         keys = sorted(context.asset_partition_keys)
+        if context.has_partition_key:
+            _refuse_unknown_partition(context, asset, [context.partition_key])
         with self.clickhouse.client() as client:
+            self._recover(client, context)
             present, rows = self._check_window(client, spec, slice_values, keys, policy, context)
             if present:
                 frame = self.clickhouse.read_days(
@@ -269,3 +335,25 @@ class ClickHouseIOManager(ConfigurableIOManager):
             params,
         )
         return dict(zip(counts["day"], counts["n"].astype(int), strict=True))
+
+
+def _refuse_unknown_partition(
+    context: InputContext | OutputContext, asset: str, keys: list[str]
+) -> None:
+    """A run started with a partition tag outside the partitions (a Saturday, a holiday)
+    reaches the IO manager unchecked: refuse it before anything is read or written."""
+    parts = context.asset_partitions_def
+    unknown = [k for k in keys if parts is not None and not parts.has_partition_key(k)]
+    if unknown:
+        raise Failure(
+            f"{asset}: {', '.join(unknown)} is not one of its partitions (not a trading day, "
+            "or outside the partitioned range); nothing was read or written"
+        )
+
+
+def _instance(context: InputContext | OutputContext):
+    """The Dagster instance of the run, when there is one (None for a bare context)."""
+    try:
+        return context.step_context.instance
+    except Exception:  # a context built outside a run has no step context
+        return None

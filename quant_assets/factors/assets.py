@@ -36,7 +36,7 @@ from quant_assets.factors.tables import (
 )
 from quant_assets.market.labels import labels_by_date
 from quant_assets.plotting import png_markdown
-from quant_assets.wiring import daily_table, same_day, window
+from quant_assets.wiring import daily_table, partition_day, same_day, window
 from resources.settings import data_dir
 
 MAX_NAN_SHARE = 0.2
@@ -119,7 +119,7 @@ def _traded(bars: pd.DataFrame, day: pd.Timestamp) -> int:
 def daily_factor_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> Iterator:
     """A small daily formula set (returns, volatility, moving-average gap, volume ratio, ...)
     for one day from its lookback window of adjusted bars."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     values = compute_daily_factors(adjusted_bars, day)
     history = int(adjusted_bars["date"].nunique())
     stats, checks = _quality_checks(
@@ -159,7 +159,7 @@ def daily_factor_values(context: AssetExecutionContext, adjusted_bars: pd.DataFr
 )
 def alpha158_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> Iterator:
     """Qlib's Alpha158 (same names and definitions) for one day, from the minimal history."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     traded = adjusted_bars[~adjusted_bars["is_suspended"].astype(bool)]
     wide = alpha158(traded[BAR_COLUMNS], start=day)
     values = wide.reset_index()
@@ -192,7 +192,7 @@ def microstructure_values(
     raw_daily_bars: pd.DataFrame,
 ) -> Iterator:
     """Order-book, spread, order-flow, volatility, liquidity and auction factors of the day."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     wide = daily_microstructure(
         raw_trades,
         raw_order_book,
@@ -227,7 +227,7 @@ def news_factor_values(
     context: AssetExecutionContext, news_items: pd.DataFrame, universe: pd.DataFrame
 ) -> Iterator:
     """News count and mean sentiment per stock over the last 1 and 5 trading days."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     values = news_factors(news_items, universe["symbol"], day)
     history = int(news_items["date"].nunique())
     # Sparse by nature (most stocks have no news on most days): the checks only warn.

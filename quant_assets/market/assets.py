@@ -37,18 +37,22 @@ from quant_assets.market.labels import LOOKBACK, labels_known_on
 from quant_assets.market.news_days import news_to_trading_days
 from quant_assets.market.sources.delivery import land, reference_universe
 from quant_assets.market.validation import IngestError
+from quant_assets.market.validation.audit import audit
 from quant_assets.market.validation.ingest import clean_rows, ingest_file, quarantine_rows
-from quant_assets.wiring import IO_MANAGER, daily_table, previous_day, same_day, window
-from resources.clickhouse_io import table_metadata
+from quant_assets.wiring import (
+    IO_MANAGER,
+    daily_table,
+    partition_day,
+    previous_day,
+    same_day,
+    window,
+)
+from resources.clickhouse_io import table_metadata, withhold
 from resources.market import MarketDataResource
 
 # Corporate actions are announced days to weeks before their ex-date (the simulated market:
 # 5-20 trading days); a day's factor looks for them in this many days of deliveries.
 ACTIONS_WINDOW = 60
-
-
-def _day(context: AssetExecutionContext) -> pd.Timestamp:
-    return pd.Timestamp(context.partition_key)
 
 
 @daily_table(
@@ -65,7 +69,7 @@ def _day(context: AssetExecutionContext) -> pd.Timestamp:
 )
 def universe(context: AssetExecutionContext, market: MarketDataResource) -> Iterator:
     """Point-in-time universe: symbols listed on the day, with name, industry, board and ST flag."""
-    day = _day(context)
+    day = partition_day(context)
     uni = reference_universe(market)
     frame = uni[uni["list_date"] <= day].assign(date=day)[list(UNIVERSE.columns)]
     yield Output(frame, metadata={"industries": int(frame["industry"].nunique())})
@@ -73,20 +77,11 @@ def universe(context: AssetExecutionContext, market: MarketDataResource) -> Iter
 
 
 class IngestConfig(Config):
-    # Share of a file's rows that may be quarantined; None takes the kind's default.
+    """Thresholds of the blocking `bad_share` audit; None takes the kind's default
+    (validation/audit.py: 1% of rows, 5% for order books; at least 2 to 10 bad rows)."""
+
     max_bad_share: float | None = None
-
-
-# Vendor order-book files carry call-auction and after-close snapshots (locked or one-sided
-# books, quarantined by design): about 2% of a real day, so books get a wider default.
-DEFAULT_MAX_BAD_SHARE = {"order_book": 0.05}
-
-
-def _examples(quarantine: pd.DataFrame, n: int = 5) -> str:
-    if quarantine.empty:
-        return "none"
-    shown = quarantine.groupby("rule").head(1).head(n)[["rule", "symbol", "detail", "row_number"]]
-    return shown.to_markdown(index=False)
+    min_bad_rows: int | None = None
 
 
 def _ingest(
@@ -98,8 +93,11 @@ def _ingest(
     universe: pd.DataFrame,
     bars: pd.DataFrame | None,
 ) -> Iterator:
-    """Land the day's file, validate it, yield the clean rows, the quarantine and the check."""
-    day = _day(context)
+    """Land the day's file, validate and audit it, yield the check, then the clean rows and
+    the quarantine. Both are staged and published together, and only when the audit passes:
+    a failing file leaves the day's published tables as they were (write-audit-publish in
+    the IO manager), and the step's error says why."""
+    day = partition_day(context)
     try:
         path = land(market, kind, day)
         result = ingest_file(
@@ -117,7 +115,24 @@ def _ingest(
             description=f"{kind} file rejected: {exc.reason}",
             metadata={"file": exc.source, "reason": exc.reason},
         ) from exc
-    counts = {rule: int(n) for rule, n in result.counts.items() if n}
+    verdict = audit(result, config.max_bad_share, config.min_bad_rows)
+    yield AssetCheckResult(
+        asset_key=name,
+        check_name="bad_share",
+        passed=verdict.passed,
+        metadata={
+            "bad_share": verdict.share,
+            "threshold": verdict.max_share,
+            "min_bad_rows": verdict.min_bad_rows,
+            "bad_rows": verdict.bad_rows,
+            "counts": MetadataValue.json(verdict.counts),
+            "examples": MetadataValue.md(
+                verdict.examples.to_markdown(index=False) if len(verdict.examples) else "none"
+            ),
+            "summary": verdict.summary,
+        },
+    )
+    held = {} if verdict.passed else withhold(f"{path.name}: {verdict.summary}")
     yield Output(
         clean_rows(result),
         output_name=name,
@@ -126,37 +141,25 @@ def _ingest(
             "rows_in_file": result.n_input,
             "rows_quarantined": result.n_quarantined,
             "rules_skipped": ", ".join(result.skipped) or "none",
+            **held,
         },
     )
     yield Output(
         quarantine_rows(result, day),
         output_name=f"{kind}_quarantine",
-        metadata={"rules": MetadataValue.json(counts)},
-    )
-    threshold = config.max_bad_share
-    if threshold is None:
-        threshold = DEFAULT_MAX_BAD_SHARE.get(kind, 0.01)
-    yield AssetCheckResult(
-        asset_key=name,
-        check_name="bad_share",
-        passed=result.bad_share <= threshold,
-        metadata={
-            "bad_share": result.bad_share,
-            "threshold": threshold,
-            "counts": MetadataValue.json(counts),
-            "examples": MetadataValue.md(_examples(result.quarantine)),
-        },
+        metadata={"rules": MetadataValue.json(verdict.counts), **held},
     )
 
 
 def _raw_outs(kind: str, name: str, description: str) -> dict[str, AssetOut]:
+    together = [name, f"{kind}_quarantine"]  # one publication: they never disagree
     return {
         name: AssetOut(
             description=description,
             group_name="market",
             dagster_type=contract_type(kind),
             io_manager_key=IO_MANAGER,
-            metadata=table_metadata(RAW_TABLES[kind]),
+            metadata=table_metadata(RAW_TABLES[kind], publish_with=together),
             kinds={"clickhouse", "pandas"},
         ),
         f"{kind}_quarantine": AssetOut(
@@ -164,7 +167,7 @@ def _raw_outs(kind: str, name: str, description: str) -> dict[str, AssetOut]:
             "the row as delivered (JSON) and the file. Nothing is fixed or dropped silently.",
             group_name="quarantine",
             io_manager_key=IO_MANAGER,
-            metadata=table_metadata(QUARANTINE, kind=kind),
+            metadata=table_metadata(QUARANTINE, publish_with=together, kind=kind),
             kinds={"clickhouse", "pandas"},
         ),
     }
@@ -177,7 +180,8 @@ def _bad_share(name: str) -> list[AssetCheckSpec]:
             asset=name,
             blocking=True,
             description="The share of the file's rows that went to quarantine is within "
-            "max_bad_share (1%, 5% for order books); counts per rule and examples attached.",
+            "max_bad_share (1%, 5% for order books), or fewer rows than min_bad_rows are bad; "
+            "counts per rule and examples attached. A failing day is not published.",
         )
     ]
 
@@ -258,7 +262,9 @@ def adjustment_factors(
     """Backward-adjustment factor of each symbol as known on the day: yesterday's factor times
     the step of the actions announced by today with ex-date today (or of the exchange's
     ex-rights gap where no action was delivered)."""
-    frame = adjustment_of_day(raw_daily_bars, raw_corporate_actions, previous, _day(context))
+    frame = adjustment_of_day(
+        raw_daily_bars, raw_corporate_actions, previous, partition_day(context)
+    )
     acted = frame["basis"] == "actions"
     off = acted & ((frame["step"] / frame["step_from_preclose"] - 1).abs() > 2e-3)
     yield Output(
@@ -297,7 +303,7 @@ def adjusted_bars(raw_daily_bars: pd.DataFrame, adjustment_factors: pd.DataFrame
 def news_items(context: AssetExecutionContext, raw_news: pd.DataFrame) -> pd.DataFrame:
     """News by the trading day it can first act on: yesterday's items after 15:00 and today's
     before 15:00 (a news item after the close belongs to the next trading day)."""
-    day = _day(context)
+    day = partition_day(context)
     if raw_news.empty:
         return pd.DataFrame(columns=list(NEWS_ITEMS.columns))
     dated = news_to_trading_days(raw_news, trading_days(day - pd.Timedelta(days=20), day))
@@ -317,4 +323,4 @@ def news_items(context: AssetExecutionContext, raw_news: pd.DataFrame) -> pd.Dat
 def labels(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> pd.DataFrame:
     """Forward returns the day's close reveals (1, 5 and 10-day returns, Qlib's label and the
     next-open return of a portfolio formed two days ago): stored on the day they are known."""
-    return labels_known_on(adjusted_bars, _day(context))
+    return labels_known_on(adjusted_bars, partition_day(context))

@@ -28,7 +28,7 @@ from quant_assets.models.lgbm import fit_lgbm
 from quant_assets.models.plots import importance_png
 from quant_assets.models.tables import PREDICTIONS
 from quant_assets.plotting import png_markdown
-from quant_assets.wiring import daily_table, same_day, window
+from quant_assets.wiring import daily_table, partition_day, same_day, window
 from resources.mlflow_io import ModelArtifact
 
 # Trading days of factors and labels a model may train on (the config can use fewer).
@@ -86,7 +86,7 @@ def lgbm_model(
     """LightGBM on the day's active factors over the last `train_days` trading days with a
     known label (Qlib's, the return from the next close to the one after), logged to MLflow
     with params, metrics and its signature."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     if not 1 <= config.train_days <= TRAIN_WINDOW:
         raise ValueError(f"train_days must be within 1..{TRAIN_WINDOW}")
     active = sorted(active_factors["factor"])

@@ -17,7 +17,7 @@ from quant_assets.reports.daily_report import equity_curve_png, render_daily_rep
 from quant_assets.reports.performance import realised_returns
 from quant_assets.reports.tables import RECOMMENDATIONS
 from quant_assets.strategy import performance_summary
-from quant_assets.wiring import daily_table, same_day, window
+from quant_assets.wiring import daily_table, partition_day, same_day, window
 from resources.settings import data_dir
 
 TRACK_RECORD_DAYS = 250
@@ -51,7 +51,7 @@ def recommendations(
 ) -> Iterator:
     """Tomorrow's buy list with names and industries, stored and rendered as an HTML report
     with the realised track record of the past recommendations (next-open execution)."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     for_day = next_trading_day(day)
     today = signals[signals["date"] == day]
     recs = (

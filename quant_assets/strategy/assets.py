@@ -8,7 +8,7 @@ from pydantic import Field
 
 from quant_assets.strategy.selection import select_top_n, tradable_mask
 from quant_assets.strategy.tables import SIGNALS
-from quant_assets.wiring import daily_table, same_day
+from quant_assets.wiring import daily_table, partition_day, same_day
 
 
 class SignalConfig(Config):
@@ -40,7 +40,7 @@ def signals(
     universe: pd.DataFrame,
 ) -> Iterator:
     """Top-N tradable symbols by score, equally weighted, to hold from the next trading day."""
-    day = pd.Timestamp(context.partition_key)
+    day = partition_day(context)
     tradable = tradable_mask(raw_daily_bars, universe)
     scores = predictions.set_index("symbol")["score"]
     portfolio = select_top_n(scores, tradable, config.top_n).assign(date=day)

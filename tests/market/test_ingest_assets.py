@@ -19,9 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster import (
+    AssetsDefinition,
     AssetSelection,
     DagsterInstance,
+    Definitions,
     ExecuteInProcessResult,
+    define_asset_job,
     load_asset_checks_from_modules,
     load_assets_from_modules,
     materialize,
@@ -200,21 +203,29 @@ def test_bad_trades_are_quarantined_and_the_blocking_check_follows_the_threshold
     frames["trades"] = bad
     zone.drop(frames, D1)
     source = str(zone.path("trades", D1))
+    strict = {"ops": {"raw_trades": {"config": {"max_bad_share": 1e-4, "min_bad_rows": 1}}}}
 
-    # above the threshold: the check fails and blocks what is downstream of raw_trades
-    strict = {"ops": {"raw_trades": {"config": {"max_bad_share": 1e-4}}}}
+    # above the threshold on a first delivery: the check fails and nothing is published
     result = zone.materialize(D1, run_config=strict)
     check = checks(result)[("raw_trades", "bad_share")]
-    assert not check.passed
+    assert not check.passed and not result.success
     assert check.metadata["bad_share"].value == pytest.approx(4 / len(bad))
     assert check.metadata["threshold"].value == 1e-4
     assert check.metadata["counts"].value == {rule: 1 for rule in expected.values()}
-    done = materialized(result)
-    assert {"raw_trades", "raw_order_book", "raw_daily_bars", "news_items"} <= done
-    assert "minute_bars" not in done
-    assert "minute_bars" not in zone.tables()
-    assert not result.success  # the blocked step fails the run (the UI shows it in red)
+    assert {"raw_trades", "trades_quarantine", "minute_bars"}.isdisjoint(materialized(result))
+    assert "raw_trades" not in zone.tables()  # not even created
+    assert zone.count("quarantine", D1, "trades") == 0
+    text = failure_text(result)
+    assert f"4 of {len(bad):,} rows quarantined" in text and "above max_bad_share 0.01%" in text
+    assert "Top rules: " in text and "Examples: row 10 " in text
+    assert f"Nothing was published for {D1} before" in text
 
+    # below the threshold (the default 1 %): the check passes and minute bars are built
+    result = zone.materialize(D1)
+    assert result.success, failure_text(result)
+    check = checks(result)[("raw_trades", "bad_share")]
+    assert check.passed and check.metadata["threshold"].value == 0.01
+    assert "minute_bars" in materialized(result)
     q = zone.quarantine(D1, "trades")
     assert dict(zip(q["row_number"], q["rule"], strict=True)) == expected
     assert set(q["source_file"]) == {source}
@@ -234,17 +245,57 @@ def test_bad_trades_are_quarantined_and_the_blocking_check_follows_the_threshold
         ],
         check_dtype=False,
     )
-
-    # below the threshold (the default 1 %): the check passes and minute bars are built
-    result = zone.materialize(D1)
-    assert result.success, failure_text(result)
-    check = checks(result)[("raw_trades", "bad_share")]
-    assert check.passed and check.metadata["threshold"].value == 0.01
-    assert "minute_bars" in materialized(result)
     minutes = table_rows(zone, "minute_bars", D1, "symbol, ts")
     assert minutes["volume"].sum() == clean["volume"].sum()
-    q2 = zone.quarantine(D1, "trades")
-    pd.testing.assert_frame_equal(q2, q)  # the same rows, not twice
+
+    # the same file again under the strict threshold: the published day stays, with its
+    # quarantine, and the error says so
+    result = zone.materialize(D1, run_config=strict)
+    assert not result.success
+    assert f"The published {D1} stays as it was: {len(clean):,} rows" in failure_text(result)
+    pd.testing.assert_frame_equal(table_rows(zone, "raw_trades", D1, "symbol, trade_id"), stored)
+    pd.testing.assert_frame_equal(zone.quarantine(D1, "trades"), q)  # the same rows, not twice
+    assert not any("__staging_" in t for t in zone.tables())
+
+
+def test_a_few_bad_items_in_a_small_file_do_not_fail_the_day(tmp_path, sim):
+    zone = Zone(tmp_path, sim.universe())
+    day = "2024-03-11"  # three news items in the simulated market
+    frames = day_frames(sim, day)
+    news = frames["news"].copy()
+    assert len(news) == 3
+    news.loc[1, "symbol"] = "999999.SH"  # one item of three: 33%, but a single bad row
+    frames["news"] = news
+    zone.drop(frames, day)
+    result = zone.materialize(day, selection=["universe", "raw_news"])
+    assert result.success, failure_text(result)
+    check = checks(result)[("raw_news", "bad_share")]
+    assert check.passed and check.metadata["bad_share"].value == pytest.approx(1 / 3)
+    assert check.metadata["min_bad_rows"].value == 2
+    assert zone.count("raw_news", day) == 2 and zone.count("quarantine", day, "news") == 1
+    two = {"ops": {"raw_news": {"config": {"min_bad_rows": 1}}}}
+    result = zone.materialize(day, selection=["universe", "raw_news"], run_config=two)
+    assert not result.success and "1 of 3 rows quarantined" in failure_text(result)
+
+
+def test_a_non_trading_day_given_as_a_run_tag_is_refused(tmp_path, sim):
+    zone = Zone(tmp_path, sim.universe())
+    zone.drop(day_frames(sim, D1), D1)
+    saturday = "2024-03-16"
+    defs = Definitions(
+        assets=[a for a in ASSETS if isinstance(a, AssetsDefinition) and a.keys],
+        asset_checks=load_asset_checks_from_modules([market_checks]),
+        jobs=[define_asset_job("ingest", selection=only("universe", "raw_daily_bars"))],
+        resources=zone.resources,
+    )
+    result = defs.resolve_job_def("ingest").execute_in_process(
+        instance=zone.instance,
+        tags={"dagster/partition": saturday},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert f"{saturday} is not a trading day" in failure_text(result)
+    assert "universe" not in zone.tables() or zone.count("universe", saturday) == 0
 
 
 def test_crossed_book_row_is_quarantined(tmp_path, sim):
