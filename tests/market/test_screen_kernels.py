@@ -1,3 +1,5 @@
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,6 +8,7 @@ from quant_assets.calendar import TZ
 from quant_assets.market import rules
 from quant_assets.market.validation.screen_kernels import (
     book_suspects,
+    out_of_order_rows,
     strictly_increasing_per_symbol,
     time_flags,
 )
@@ -127,6 +130,100 @@ def test_strictly_increasing_per_symbol():
     assert not strictly_increasing_per_symbol(np.array([0, -1]), np.array([1, 2]), 1)  # no symbol
     nat = np.iinfo(np.int64).min
     assert not strictly_increasing_per_symbol(np.array([0]), np.array([nat]), 1)
+
+
+NAT = np.iinfo(np.int64).min
+
+
+def _flagged(t, codes=None) -> list[int]:
+    t = np.asarray(t, dtype=np.int64)
+    codes = np.zeros(len(t), np.int64) if codes is None else np.asarray(codes)
+    return np.flatnonzero(out_of_order_rows(codes, t, int(codes.max(initial=0)) + 1)).tolist()
+
+
+@pytest.mark.parametrize(
+    ("t", "flagged"),
+    [
+        ([1, 2, 3, 4, 5], []),
+        ([1, 2, 2, 3], []),  # equal times are in order (repeats are the duplicate rule's)
+        ([1, 2, 3, 2030, 5, 6, 7], [3]),  # one late stamp: itself, not the rows after it
+        ([1, 2, 3, -5, 5, 6, 7], [3]),  # one early stamp
+        ([2030, 1, 2, 3], [0]),  # late stamp on the first row
+        ([1, 2, 3, 4, 9, 5], [4]),  # late stamp next to the last row: still itself
+        ([1, 2, 3, 4, 0], [4]),  # early stamp on the last row
+        ([3, 1, 4, 5], [1]),  # early stamp next to the first row: itself, not the first row
+        ([1, 3, 2], [1]),  # two rows swapped: keep the shorter span (1..2), drop 3
+        ([1, 3, 3, 2], [3]),  # ... unless the other run is longer
+        ([1, 2, 7, 8, 9, 3, 4, 5, 6, 10], [2, 3, 4]),  # blocks swapped: the shorter block
+        ([1, 2, 6, 7, 8, 3, 4, 5, 9], [5, 6, 7]),  # equally long blocks: the later one
+        ([5, 4, 3, 2, 1], [1, 2, 3, 4]),  # reversed: all but the first
+    ],
+)
+def test_out_of_order_flags_the_fewest_rows_that_restore_the_order(t, flagged):
+    assert _flagged(t) == flagged
+
+
+def test_out_of_order_keeps_symbols_apart_and_ignores_rows_without_symbol_or_time():
+    t = [1, 100, 2, 50, 3, NAT, 4, 0]
+    codes = [0, 1, 0, 1, 0, 0, 0, -1]
+    # symbol 0 runs 1, 2, 3, (NaT), 4; symbol 1 runs 100, 50: the later row is flagged
+    assert _flagged(t, codes) == [3]
+
+
+def _oracle_out_of_order(codes: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Row by row from the definition, by trying every subset: per symbol, of the longest sets
+    of rows whose times do not fall, the lexicographically first (earliest rows) and the one
+    whose reversed rows are lexicographically last (latest rows); the one spanning less time
+    is kept, the first on a tie."""
+    out = np.zeros(len(t), bool)
+    for c in np.unique(codes[codes >= 0]):
+        rows = [i for i in np.flatnonzero(codes == c) if t[i] != NAT]
+        v = [int(t[i]) for i in rows]
+        if not v:
+            continue
+        longest: list[tuple[int, ...]] = []
+        for r in range(len(v), 0, -1):
+            longest = [
+                comb
+                for comb in combinations(range(len(v)), r)
+                if all(v[a] <= v[b] for a, b in zip(comb, comb[1:], strict=False))
+            ]
+            if longest:
+                break
+        first, last = min(longest), max(longest, key=lambda comb: comb[::-1])
+        span = {comb: v[comb[-1]] - v[comb[0]] for comb in (first, last)}
+        keep = last if span[last] < span[first] else first
+        for k, i in enumerate(rows):
+            out[i] = k not in keep
+    return out
+
+
+def test_out_of_order_agrees_with_the_definition_on_random_frames():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(1, 20))
+        codes = rng.integers(-1, 3, n)
+        t = rng.integers(0, 8, n).astype(np.int64)  # few values: ties and repeats are common
+        t[rng.random(n) < 0.05] = NAT
+        got = out_of_order_rows(codes, t, 3)
+        np.testing.assert_array_equal(got, _oracle_out_of_order(codes, t))
+
+
+def test_out_of_order_on_a_long_day_flags_exactly_the_planted_outliers():
+    """A day of 3-second snapshots of 300 symbols, interleaved, with a few stamps moved years
+    ahead or hours back: only those rows are flagged (and it stays fast)."""
+    rng = np.random.default_rng(11)
+    per, n_sym = 4_700, 300
+    codes = np.tile(np.arange(n_sym), per)
+    t = np.repeat(np.arange(per, dtype=np.int64) * 3_000_000_000, n_sym)
+    planted = rng.choice(len(t), 40, replace=False)
+    t[planted[:20]] += 6 * 365 * 86_400 * 10**9  # in 2030
+    t[planted[20:]] -= 10 * 3_600 * 10**9  # ten hours early
+    # in order all the same: a late stamp on a symbol's last row, an early one on its first
+    position = planted // n_sym
+    in_order = np.r_[position[:20] == per - 1, position[20:] == 0]
+    got = out_of_order_rows(codes, t, n_sym)
+    assert np.flatnonzero(got).tolist() == sorted(planted[~in_order].tolist())
 
 
 def _time_oracle(ts: pd.Series, day: pd.Timestamp, after_only: bool, now: pd.Timestamp):

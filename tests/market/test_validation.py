@@ -173,9 +173,9 @@ CASES = [
         "trades",
         "out_of_order",
         lambda d: d.assign(
-            ts=ts("09:25:00", "09:30:05", "09:30:02", "10:00:00", "13:00:00", "15:00:00")
+            ts=ts("09:25:00", "09:30:01", "09:30:02", "10:00:00", "09:31:00", "15:00:00")
         ),
-        [2],
+        [4],
     ),
     (
         "trades",
@@ -454,6 +454,58 @@ def test_bar_limits_are_skipped_outside_china_and_without_preclose_not_checked()
     res = run("bars", bars.assign(preclose=[np.nan, 20.0, 50.0]))
     assert res.quarantine.empty
     assert any("1 bars without preclose" in n for n in res.notes)
+
+
+def session_day(step_s: int = 3) -> pd.Series:
+    """A whole day of continuous trading every `step_s` seconds, 09:30 to 14:57."""
+    morning = pd.timedelta_range("09:30:00", "11:29:59", freq=f"{step_s}s")
+    afternoon = pd.timedelta_range("13:00:00", "14:56:59", freq=f"{step_s}s")
+    stamps = pd.Timestamp(DAY) + morning.append(afternoon)
+    return pd.Series(stamps.tz_localize(TZ).as_unit("ns"))
+
+
+def in_2030(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.replace(year=2030)
+
+
+@pytest.mark.parametrize("kind", ["trades", "order_book"])
+def test_one_stamp_in_2030_in_the_morning_quarantines_that_row_only(kind):
+    stamps = session_day()
+    n = len(stamps)
+    if kind == "order_book":
+        df = pd.concat([make_book(1)] * n, ignore_index=True).assign(ts=stamps)
+    else:
+        df = pd.DataFrame(
+            {
+                "ts": stamps,
+                "symbol": "600000.SH",
+                "trade_id": np.arange(1, n + 1),
+                "price": 10.0,
+                "volume": 100,
+                "side": 1,
+            }
+        )
+    bad = int(np.flatnonzero(stamps.dt.strftime("%H:%M:%S") == "09:45:00")[0])
+    df.loc[bad, "ts"] = in_2030(df.loc[bad, "ts"])
+    res = run(kind, df, bars_for_limits=make_bars())
+    assert n - bad > 4_000  # thousands of good rows after it
+    assert set(res.quarantine["row_number"]) == {bad}
+    assert {"out_of_order", "in_future", "not_on_trading_date"} <= set(res.quarantine["rule"])
+    assert res.clean.index.tolist() == [i for i in range(n) if i != bad]
+    assert_conserved(res, n)
+
+
+def test_an_early_stamp_and_a_swapped_block_in_a_bar_history():
+    days = pd.bdate_range("2023-10-02", periods=20)
+    bars = pd.concat([make_bars().iloc[[0]]] * 20, ignore_index=True).assign(date=days)
+    order = [0, 1, 2, 3, 4, 10, 11, 5, 6, 7, 8, 9, *range(12, 20)]  # days 10-11 moved up
+    bars = bars.iloc[order].reset_index(drop=True)
+    bars.loc[16, "date"] = pd.Timestamp("2023-01-02")  # one date far back
+    res = run("bars", bars, trading_date=None)
+    # kept: the 17 rows in order; flagged: the shorter of the two swapped blocks (days 10-11,
+    # not days 5-9) and the early date
+    assert quarantined(res, "out_of_order") == [5, 6, 16]
+    assert res.n_quarantined == 3
 
 
 def test_empty_levels_are_nan_price_with_size_zero_and_are_skipped_by_monotonicity():

@@ -24,7 +24,7 @@ RULES: dict[str, str] = {
     "crossed_book": "best bid >= best ask (crossed or locked book)",
     "non_monotone_levels": "bids not strictly decreasing or asks not strictly increasing",
     "duplicate": "a repeat of an earlier row (same key or identical values)",
-    "out_of_order": "timestamp earlier than a previous row of the same symbol",
+    "out_of_order": "among the fewest rows whose removal leaves the symbol's times in order",
     "outside_session": "timestamp outside the trading sessions and auction prints",
     "in_future": "timestamp or date after `now`",
     "not_on_trading_date": "timestamp or date not on the file's trading date",

@@ -13,6 +13,7 @@ from quant_assets.calendar import TZ
 from quant_assets.market import rules
 from quant_assets.market.validation.flags import Ctx, value_detail
 from quant_assets.market.validation.screen_kernels import (
+    out_of_order_rows,
     strictly_increasing_per_symbol,
     time_flags,
 )
@@ -26,17 +27,18 @@ def ns(ts: pd.Series) -> np.ndarray:
 
 
 def out_of_order(ctx: Ctx, t: np.ndarray, valid: np.ndarray, what: str) -> None:
-    """Flag rows earlier than the running maximum of their symbol (file order)."""
+    """Flag the rows that break their symbol's time order (file order): the fewest rows whose
+    removal leaves the rest in order (`screen_kernels.out_of_order_rows`), so that one stamp
+    far off marks itself and not its neighbours."""
     if strictly_increasing_per_symbol(ctx.codes, t, len(ctx.uniques)):
         ctx.flags.passed("out_of_order")
         return
-    ok = valid & (ctx.codes >= 0)
-    mask = np.zeros(len(t), bool)
-    if ok.any():
-        tv = pd.Series(t[ok])
-        cm = tv.groupby(ctx.codes[ok]).cummax().to_numpy()
-        mask[ok] = tv.to_numpy() < cm
-    ctx.flags.add("out_of_order", mask, f"{what} earlier than a previous row of the symbol")
+    codes = np.where(valid, ctx.codes, -1)
+    mask = out_of_order_rows(codes, t, len(ctx.uniques))
+    col = ctx.p[what]
+    ctx.flags.add(
+        "out_of_order", mask, value_detail(col, "out of order with the other rows of the symbol")
+    )
 
 
 def time_rules(

@@ -115,6 +115,117 @@ def strictly_increasing_per_symbol(codes: np.ndarray, t: np.ndarray, n_codes: in
     )
 
 
+@njit(cache=True, nogil=True)
+def _keep_longest_in_order(v):  # pragma: no cover - jit
+    """Mask of the rows kept by `out_of_order_rows` for one symbol's times `v` (file order)."""
+    m = v.shape[0]
+    # run[k]: length of the longest non-decreasing run of rows starting at row k; heads[j]: the
+    # latest possible start time of such a run of length j + 1 among the rows after k (heads
+    # never rises with j, so the runs row k can start are found by a binary search)
+    run = np.empty(m, np.int64)
+    heads = np.empty(m, np.int64)
+    size = 0
+    for k in range(m - 1, -1, -1):
+        x = v[k]
+        lo, hi = 0, size
+        while lo < hi:  # first j with heads[j] < x
+            mid = (lo + hi) // 2
+            if heads[mid] >= x:
+                lo = mid + 1
+            else:
+                hi = mid
+        heads[lo] = x
+        if lo == size:
+            size += 1
+        run[k] = lo + 1
+    # the earliest rows that make a longest run: row k joins when a run of the length still
+    # needed starts at it and it is not earlier than the last row kept
+    keep = np.zeros(m, np.bool_)
+    need = size
+    last = NAT_NS
+    for k in range(m):
+        if need > 0 and run[k] == need and v[k] >= last:
+            keep[k] = True
+            last = v[k]
+            need -= 1
+    return keep
+
+
+@njit(cache=True, nogil=True)
+def _out_of_order(codes, t, n_codes):  # pragma: no cover - jit
+    n = codes.shape[0]
+    latest = np.full(n_codes, NAT_NS, np.int64)
+    broken = np.zeros(n_codes, np.bool_)
+    any_broken = False
+    for i in range(n):  # one pass: which symbols have a row earlier than one before it
+        c = codes[i]
+        if c < 0 or t[i] == NAT_NS:
+            continue
+        if t[i] < latest[c]:
+            broken[c] = True
+            any_broken = True
+        else:
+            latest[c] = t[i]
+    out = np.zeros(n, np.bool_)
+    if not any_broken:
+        return out
+    # the rows of the broken symbols, grouped by symbol in file order (a counting sort)
+    start = np.zeros(n_codes + 1, np.int64)
+    for i in range(n):
+        c = codes[i]
+        if c >= 0 and broken[c] and t[i] != NAT_NS:
+            start[c + 1] += 1
+    for c in range(n_codes):
+        start[c + 1] += start[c]
+    rows = np.empty(start[n_codes], np.int64)
+    fill = start[:n_codes].copy()
+    for i in range(n):
+        c = codes[i]
+        if c >= 0 and broken[c] and t[i] != NAT_NS:
+            rows[fill[c]] = i
+            fill[c] += 1
+    for c in range(n_codes):
+        if not broken[c]:
+            continue
+        idx = rows[start[c] : start[c + 1]]
+        v = t[idx]
+        keep = _keep_longest_in_order(v)  # the earliest rows of a longest run
+        latest = _keep_longest_in_order(-v[::-1])[::-1]  # the latest rows of one
+        if _span(v, latest) < _span(v, keep):
+            keep = latest
+        for k in range(idx.shape[0]):
+            out[idx[k]] = not keep[k]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _span(v, keep):  # pragma: no cover - jit
+    """Time from the first to the last kept row (kept rows are in order)."""
+    first = np.argmax(keep)
+    last = keep.shape[0] - 1 - np.argmax(keep[::-1])
+    return v[last] - v[first]
+
+
+def out_of_order_rows(codes: np.ndarray, t: np.ndarray, n_codes: int) -> np.ndarray:
+    """Rows out of time order within their symbol, the fewest that explain the disorder.
+
+    Per symbol (codes; -1 and NaT rows take no part), the rows kept are a longest run that is
+    in order (times never falling, in file order); the other rows are out of order. Where
+    several runs are equally long, of the earliest rows that make one and the latest rows that
+    make one, the run spanning less time is kept (the earliest on a tie): a stamp far off
+    stretches the span, so it is the row dropped even next to the first or last row. So one
+    row stamped in 2030 in the middle of a morning is the only row flagged, not the thousands
+    after it, and of two blocks swapped the shorter one is flagged (the later one when they are
+    equally long). One pass finds the symbols with any disorder; only their rows are sorted
+    out, in O(n log n).
+    """
+    return _out_of_order(
+        np.ascontiguousarray(codes, dtype=np.int64),
+        np.ascontiguousarray(t, dtype=np.int64),
+        max(int(n_codes), 1),
+    )
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _time_flags(
     utc_ns, local_ns, shift, starts, ends, end_included, day, after_day_only, now_ns
