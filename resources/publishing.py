@@ -81,7 +81,6 @@ def run_tag(run_id: str | None) -> str:
 
 def publish(ch: ClickHouseResource, client: Client, parts: list[Part], run_id: str) -> None:
     """Make every staged part visible: journal, swaps, log, journal done, staging dropped."""
-    ch.ensure_table(client, PUBLICATIONS)
     ch.ensure_table(client, STORED_PARTITIONS)
     publication = uuid.uuid4().hex
     _journal(ch, client, publication, "swapping", run_id, parts)
@@ -116,6 +115,7 @@ def _journal(
     run_id: str,
     parts: list[Part],
 ) -> None:
+    ch.ensure_table(client, PUBLICATIONS)
     entry = pd.DataFrame(
         {
             "publication": [publication],
