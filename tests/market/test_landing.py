@@ -1,23 +1,32 @@
-"""Landing-zone files: round trips in every format, file-level errors, day discovery."""
+"""Landing-zone files: round trips in every format, file-level errors, day discovery, and
+one file per day and kind (two formats of the same day are an error naming both)."""
 
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from dagster import AssetSelection, DagsterInstance, load_assets_from_modules, materialize
 
+from quant_assets.calendar import trading_days
+from quant_assets.market import assets as market_assets
 from quant_assets.market.sources.landing import (
     FORMATS,
     available_days,
     complete_days,
     find_landing_file,
+    landing_conflicts,
     landing_path,
     read_landing_file,
+    read_reference_universe,
     write_landing_file,
 )
+from quant_assets.market.sources.simulated import SimulatedMarket
 from quant_assets.market.validation import IngestError, validate
+from resources import ClickHouseIOManager, ClickHouseResource, MarketDataResource
 from tests.market.test_validation import DAY, SYMS, make_bars, make_book, make_news, make_trades
 
 FRAMES = {"trades": make_trades, "order_book": make_book, "bars": make_bars, "news": make_news}
@@ -136,3 +145,97 @@ def test_available_and_complete_days_ignore_temporary_files(tmp_path):
     assert complete_days(tmp_path, kinds=["trades"]) == list(days)
     assert find_landing_file(tmp_path, "trades", "2024-01-03").name == "2024-01-03.csv.gz"
     assert find_landing_file(tmp_path, "news", "2024-01-03") is None
+
+
+def test_one_file_per_day_and_kind_is_found_whatever_its_format(tmp_path):
+    for kind, fmt in zip(FRAMES, FORMATS + ("parquet",), strict=True):
+        write_landing_file(FRAMES[kind](), tmp_path, kind, DAY, fmt)
+        assert find_landing_file(tmp_path, kind, DAY) == landing_path(tmp_path, kind, DAY, fmt)
+    assert landing_conflicts(tmp_path) == {}
+    assert available_days(tmp_path) == {pd.Timestamp(DAY).date(): set(FRAMES)}
+
+
+def test_two_formats_of_a_day_and_kind_are_an_error_naming_both(tmp_path):
+    old = write_landing_file(make_bars(), tmp_path, "bars", DAY, "parquet")
+    os.utime(old, (1_700_000_000, 1_700_000_000))  # delivered 2023-11-14 22:13:20 UTC
+    corrected = make_bars().assign(volume=lambda df: df["volume"] + 100)
+    new = write_landing_file(corrected, tmp_path, "bars", DAY, "csv")
+    with pytest.raises(IngestError) as err:
+        find_landing_file(tmp_path, "bars", DAY)
+    assert err.value.source == str(tmp_path / "bars")
+    assert f"2 files for bars on {DAY}: {old.name} (" in err.value.reason
+    assert "modified 2023-11-14 22:13:20 UTC) and " + new.name in err.value.reason
+    assert "remove those that must not be ingested" in err.value.reason
+    # nothing was moved or read: both files are still where the vendor put them
+    assert old.exists() and new.exists()
+
+    day = pd.Timestamp(DAY).date()
+    assert landing_conflicts(tmp_path) == {day: {"bars": [new, old]}}
+    # the day still counts as complete, so its run is requested and fails visibly
+    assert available_days(tmp_path) == {day: {"bars"}}
+    assert complete_days(tmp_path, kinds=["bars"]) == [day]
+
+    old.unlink()
+    assert find_landing_file(tmp_path, "bars", DAY) == new
+    assert landing_conflicts(tmp_path) == {}
+
+
+def test_a_reference_universe_in_two_formats_is_an_error(tmp_path):
+    sim = SimulatedMarket(trading_days(DAY, DAY), n_symbols=5, seed=1, snapshot_seconds=60)
+    sim.universe().to_parquet(tmp_path / "universe.parquet", index=False)
+    assert len(read_reference_universe(tmp_path)) == 5
+    sim.universe().to_csv(tmp_path / "universe.csv", index=False)
+    with pytest.raises(IngestError, match=r"2 files for the reference universe: universe\.parq"):
+        read_reference_universe(tmp_path)
+
+
+def test_the_ingest_step_fails_on_two_formats_and_ingests_the_one_left(tmp_path):
+    """The reported defect: an old Parquet and a corrected CSV of the same day's bars. The
+    run fails naming both files; once the old one is removed, the corrected values land."""
+    day = "2024-03-12"
+    sim = SimulatedMarket(trading_days("2024-03-04", day), n_symbols=10, seed=1)
+    root = tmp_path / "landing"
+    root.mkdir()
+    sim.universe().to_parquet(root / "universe.parquet", index=False)
+    bars = sim.daily_bars(day, day)
+    old = write_landing_file(bars, root, "bars", day, "parquet")
+    first = bars["symbol"].iloc[0]
+    corrected = bars.copy()
+    corrected.loc[0, "volume"] += 100
+    corrected.loc[0, "amount"] += 100 * corrected.loc[0, "close"]
+    new = write_landing_file(corrected, root, "bars", day, "csv")
+
+    ch = ClickHouseResource(dsn=f"chdb://{tmp_path / 'ch'}", database="quant")
+    resources = {
+        "clickhouse": ch,
+        "clickhouse_io": ClickHouseIOManager(clickhouse=ch),
+        "market": MarketDataResource(source="landing", landing_dir=str(root)),
+    }
+    instance = DagsterInstance.ephemeral()
+
+    def run():
+        return materialize(
+            load_assets_from_modules([market_assets]),
+            selection=AssetSelection.assets("universe", "raw_daily_bars", "bars_quarantine"),
+            partition_key=day,
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+
+    result = run()
+    assert not result.success
+    (failure,) = [e.step_failure_data.user_failure_data for e in result.get_step_failure_events()]
+    assert failure.description.startswith(f"bars file rejected: 2 files for bars on {day}: ")
+    assert old.name in failure.description and new.name in failure.description
+    assert failure.metadata["file"].value == str(root / "bars")
+
+    old.unlink()
+    assert run().success
+    with ch.client() as client:
+        stored = ch.query_df(
+            client,
+            "SELECT volume FROM {db}.raw_daily_bars WHERE date = %(d)s AND symbol = %(s)s",
+            {"d": day, "s": first},
+        )
+    assert stored["volume"].tolist() == [corrected.loc[0, "volume"]]

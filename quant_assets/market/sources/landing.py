@@ -19,7 +19,15 @@ Layout, one file per data type per trading day::
   empty price and size 0. Booleans are ``true/false`` or ``1/0``.
 - A file appears atomically: writers write ``.{name}.tmp`` in the same folder and rename it,
   so a reader (the sensor) never sees half a file. Dot-files are ignored.
-- A day is complete when every required kind has its file (``complete_days``).
+- One file per day and kind, in one format. Two (an old Parquet and a corrected CSV, say)
+  are an error that names both (`find_landing_file` raises IngestError, the ingest step
+  fails with it): the reader never guesses which one holds the right values, and nothing is
+  moved. The operator removes the wrong one; the day's files then differ, so the sensor
+  requests the day again (within its look-back; older days are rerun by hand). The same
+  holds for ``universe.parquet`` and ``universe.csv``.
+- A day is complete when every required kind has its file (``complete_days``); a kind in two
+  formats counts, so the day's run is requested and fails visibly rather than waiting
+  unnoticed (``landing_conflicts`` lists such days).
 """
 
 from __future__ import annotations
@@ -209,48 +217,97 @@ def _day_and_format(name: str) -> tuple[Date, str] | None:
         return None
 
 
-def available_days(root: str | Path) -> dict[Date, set[str]]:
-    """Trading day -> kinds whose file is present (temporary and dot-files ignored)."""
-    out: dict[Date, set[str]] = {}
-    root = Path(root)
+def _scan(root: Path) -> dict[Date, dict[str, list[Path]]]:
+    """Day -> kind -> its landing files (regular files named ``{day}.{format}``), every format."""
+    out: dict[Date, dict[str, list[Path]]] = {}
     for kind in LANDING_KINDS:
         folder = root / kind
         if not folder.is_dir():
             continue
-        for entry in folder.iterdir():
+        for entry in sorted(folder.iterdir()):
             parsed = _day_and_format(entry.name)
-            if parsed is None or not entry.is_file() or entry.stat().st_size == 0:
-                continue
-            out.setdefault(parsed[0], set()).add(kind)
+            if parsed is not None and entry.is_file():
+                out.setdefault(parsed[0], {}).setdefault(kind, []).append(entry)
     return dict(sorted(out.items()))
 
 
+def available_days(root: str | Path) -> dict[Date, set[str]]:
+    """Trading day -> kinds whose file is present (temporary, dot- and empty files ignored).
+
+    A kind dropped in two formats counts as present: the day is complete, and its ingest fails
+    naming both files (`find_landing_file`) instead of the day waiting unnoticed."""
+    out: dict[Date, set[str]] = {}
+    for day, kinds in _scan(Path(root)).items():
+        have = {kind for kind, files in kinds.items() if any(f.stat().st_size for f in files)}
+        if have:
+            out[day] = have
+    return out
+
+
 def complete_days(root: str | Path, kinds: Iterable[str] = LANDING_KINDS) -> list[Date]:
-    """Days whose files of every kind in `kinds` have landed: ready to be ingested."""
+    """Days whose files of every kind in `kinds` have landed: ready to be ingested (a day with
+    two files for a kind included: see `landing_conflicts`)."""
     need = set(kinds)
     return [day for day, have in available_days(root).items() if need <= have]
 
 
+def landing_conflicts(root: str | Path) -> dict[Date, dict[str, list[Path]]]:
+    """Days with more than one file for a kind (e.g. an old Parquet and a corrected CSV), with
+    those files: days whose ingest fails until one of the files is removed."""
+    out: dict[Date, dict[str, list[Path]]] = {}
+    for day, kinds in _scan(Path(root)).items():
+        doubled = {kind: files for kind, files in kinds.items() if len(files) > 1}
+        if doubled:
+            out[day] = doubled
+    return out
+
+
+def landing_files(root: str | Path, kind: str, date: object) -> list[Path]:
+    """Every landing file of `kind` for `date`, one per format present (normally one)."""
+    candidates = (landing_path(root, kind, date, fmt) for fmt in FORMATS)
+    return [path for path in candidates if path.is_file()]
+
+
+def _describe(path: Path) -> str:
+    """A file's name, size and modification time, for a message that asks to choose."""
+    st = path.stat()
+    modified = pd.Timestamp(st.st_mtime, unit="s")
+    return f"{path.name} ({st.st_size:,} bytes, modified {modified:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def _one_file(files: list[Path], what: str) -> Path | None:
+    """The only file of `files`; two or more raise IngestError naming each of them."""
+    if len(files) > 1:
+        listed = " and ".join(_describe(f) for f in files)
+        raise IngestError(
+            str(files[0].parent),
+            f"{len(files)} files for {what}: {listed}. Only one may be there: remove those "
+            "that must not be ingested (none is read while there are several)",
+        )
+    return files[0] if files else None
+
+
 def find_landing_file(root: str | Path, kind: str, date: object) -> Path | None:
-    """The landing file of `kind` for `date` in whatever format it was dropped, if any."""
-    for fmt in FORMATS:
-        path = landing_path(root, kind, date, fmt)
-        if path.exists():
-            return path
-    return None
+    """The landing file of `kind` for `date` in whatever format it was dropped, if any.
+
+    Two formats for the same day and kind raise IngestError naming both files: which one holds
+    the right values is for the vendor or the operator to say, never for the reader to guess.
+    """
+    day = pd.Timestamp(date).strftime("%Y-%m-%d")
+    return _one_file(landing_files(root, kind, date), f"{kind} on {day}")
 
 
 def read_reference_universe(root: str | Path) -> pd.DataFrame:
     """The vendor's reference file of symbols (`universe.parquet` or `universe.csv` at the root
     of the landing zone), in UNIVERSE columns."""
-    for name in ("universe.parquet", "universe.csv"):
-        path = Path(root) / name
-        if path.exists():
-            df = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
-            missing = [c for c in CONTRACT["universe"] if c not in df.columns]
-            if missing:
-                raise IngestError(str(path), f"missing columns {missing} for universe")
-            df["list_date"] = pd.to_datetime(df["list_date"]).astype("datetime64[ns]")
-            df["is_st"] = df["is_st"].astype(bool)
-            return df[CONTRACT["universe"]]
+    files = [Path(root) / n for n in ("universe.parquet", "universe.csv")]
+    path = _one_file([f for f in files if f.is_file()], "the reference universe")
+    if path is not None:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        missing = [c for c in CONTRACT["universe"] if c not in df.columns]
+        if missing:
+            raise IngestError(str(path), f"missing columns {missing} for universe")
+        df["list_date"] = pd.to_datetime(df["list_date"]).astype("datetime64[ns]")
+        df["is_st"] = df["is_st"].astype(bool)
+        return df[CONTRACT["universe"]]
     raise IngestError(str(root), "no universe.parquet or universe.csv in the landing zone")
