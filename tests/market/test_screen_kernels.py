@@ -29,7 +29,7 @@ def _one(change, up=None, down=None) -> bool:
     book = _book()
     change(*book)
     lim = None if up is None else (np.zeros(1, int), np.array([up]), np.array([down]))
-    return bool(book_suspects(*book, lim)[0])
+    return bool(book_suspects(*book, lim, size_max=2**32 - 1)[0])
 
 
 def _set(arrays, k, value):
@@ -52,6 +52,7 @@ def test_a_clean_book_and_empty_deep_levels_are_not_suspects():
     "change",
     [
         pytest.param(lambda bp, bs, ap, asz: _set(bp, 0, 10.01), id="locked"),
+        pytest.param(lambda bp, bs, ap, asz: _set(bs, 3, 2**32), id="size-beyond-uint32"),
         pytest.param(lambda bp, bs, ap, asz: _set(bp, 0, 10.05), id="crossed"),
         pytest.param(lambda bp, bs, ap, asz: _set(bp, 3, 9.99), id="bids-not-falling"),
         pytest.param(lambda bp, bs, ap, asz: _set(ap, 5, 10.02), id="asks-not-rising"),
@@ -97,7 +98,7 @@ def test_the_screen_flags_exactly_the_rows_a_plain_rule_check_flags():
     for arrays in (bs, asz):
         for k in range(LEVELS):
             hit = rng.random(n) < 0.01
-            arrays[k][hit] = rng.choice([0, -5], hit.sum())
+            arrays[k][hit] = rng.choice([0, -5, 2**32, 2**32 - 1], hit.sum())
 
     def oracle(i: int) -> bool:
         bad = bp[0][i] >= ap[0][i]
@@ -105,7 +106,7 @@ def test_the_screen_flags_exactly_the_rows_a_plain_rule_check_flags():
             present = []
             for k in range(LEVELS):
                 px, sz = side_px[k][i], side_sz[k][i]
-                bad |= sz < 0
+                bad |= sz < 0 or sz > 2**32 - 1
                 if np.isnan(px):
                     bad |= sz != 0
                     continue
@@ -116,7 +117,7 @@ def test_the_screen_flags_exactly_the_rows_a_plain_rule_check_flags():
         return bool(bad)
 
     expected = np.array([oracle(i) for i in range(n)])
-    got = book_suspects(bp, bs, ap, asz, (codes, up_sym, down_sym))
+    got = book_suspects(bp, bs, ap, asz, (codes, up_sym, down_sym), size_max=2**32 - 1)
     assert 0.1 < expected.mean() < 0.9
     np.testing.assert_array_equal(got, expected)
 

@@ -33,6 +33,10 @@ RULES: dict[str, str] = {
     "ex_before_announce": "corporate action whose ex-date precedes its announcement",
     "empty_title": "news item without a title",
     "undecodable_text": "text with U+FFFD, invalid bytes or mojibake",
+    "out_of_range": "a value its table column cannot store (too wide for the type, before 1970 "
+    "in a Date, ...)",
+    "precision_lost": "a value finer than its table column stores (sub-millisecond time in "
+    "DateTime64(3), ...)",
 }
 
 # A hit's detail: one text for every flagged row, or a function of the flagged positions.

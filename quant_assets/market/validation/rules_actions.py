@@ -7,6 +7,7 @@ import numpy as np
 
 from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates
+from quant_assets.market.validation.rules_storage import storage_rules
 from quant_assets.market.validation.rules_time import date_rules
 
 
@@ -37,3 +38,4 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     # announced by the file's day (not necessarily on it); no calendar rule for announcements
     date_rules(ctx, "announce_date", day.trading_date, day.now, None, same_day=False)
     duplicates(ctx, ["action_id"], "action_id")
+    storage_rules(ctx)

@@ -8,6 +8,7 @@ import numpy as np
 from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates, negative, positive_price
 from quant_assets.market.validation.rules_limits import bar_limits, limit_rule
+from quant_assets.market.validation.rules_storage import storage_rules
 from quant_assets.market.validation.rules_time import date_rules, ns, out_of_order
 
 # An empty price is a bad_price (NaN or <= 0), not a missing_value.
@@ -50,3 +51,4 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     limits = bar_limits(ctx, day)
     if limits is not None:
         limit_rule(ctx, PRICES, limits)
+    storage_rules(ctx)

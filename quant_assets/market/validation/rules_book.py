@@ -1,9 +1,9 @@
 """Row rules of 10-level order-book snapshots: levels (price with size), crossed books and
-level order, then the time, duplicate and price-limit rules.
+level order, then the time, duplicate, price-limit and storage rules.
 
-A day is about 1.4 million snapshots, almost all good: the level and limit rules run only on
-the rows that a one-pass numba screen (`screen_kernels.book_suspects`) picks out, with the
-same results as on the whole frame.
+A day is about 1.4 million snapshots, almost all good: the level, limit and size-range rules
+run only on the rows that a one-pass numba screen (`screen_kernels.book_suspects`) picks out,
+with the same results as on the whole frame.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from quant_assets.market.contract.columns import ASK_PX, ASK_SZ, BID_PX, BID_SZ
 from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates, negative
 from quant_assets.market.validation.rules_limits import day_limits, limit_rule, per_row
+from quant_assets.market.validation.rules_storage import highest_storable, storage_rules
 from quant_assets.market.validation.rules_time import time_rules
 from quant_assets.market.validation.screen_kernels import book_suspects
+
+SIZES = BID_SZ + ASK_SZ
 
 
 def _book_rules(ctx: Ctx) -> None:
@@ -57,10 +60,16 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     """Every rule of an order-book frame, in the order their hits are reported."""
     limits = day_limits(ctx, day)
     levels = ([ctx.native(c) for c in cols] for cols in (BID_PX, BID_SZ, ASK_PX, ASK_SZ))
-    suspects = book_suspects(*levels, None if limits is None else (ctx.codes, *limits))
+    suspects = book_suspects(
+        *levels,
+        None if limits is None else (ctx.codes, *limits),
+        size_max=highest_storable(ctx.kind, SIZES),
+    )
     screened = ctx.subset(np.flatnonzero(suspects))
     _book_rules(screened)
     time_rules(ctx, day.trading_date, day.now, sessions=True, order=True)
     duplicates(ctx, ["symbol", "ts"], "symbol and ts", full=True)
     if limits is not None:
         limit_rule(screened, BID_PX + ASK_PX, per_row(screened.codes, limits))
+    storage_rules(screened, SIZES)
+    storage_rules(ctx, [c for c in ctx.p if c not in SIZES])

@@ -8,6 +8,7 @@ import numpy as np
 from quant_assets.market.validation.flags import Ctx, DayInputs, value_detail
 from quant_assets.market.validation.parsing import text_problems
 from quant_assets.market.validation.rules_common import duplicates
+from quant_assets.market.validation.rules_storage import storage_rules
 from quant_assets.market.validation.rules_time import time_rules
 
 # Text columns: a value that is not text is undecodable_text rather than wrong_type.
@@ -33,3 +34,4 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     _news_rules(ctx)
     time_rules(ctx, day.trading_date, day.now, sessions=False, order=False)
     duplicates(ctx, ["news_id"], "news_id")
+    storage_rules(ctx)

@@ -8,6 +8,7 @@ import numpy as np
 from quant_assets.market.validation.flags import Ctx, DayInputs, value_detail
 from quant_assets.market.validation.rules_common import duplicates, negative, positive_price
 from quant_assets.market.validation.rules_limits import day_limits, limit_rule, per_row
+from quant_assets.market.validation.rules_storage import storage_rules
 from quant_assets.market.validation.rules_time import time_rules
 
 # An empty price is a bad_price (NaN or <= 0), not a missing_value.
@@ -37,3 +38,4 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     limits = day_limits(ctx, day)
     if limits is not None:
         limit_rule(ctx, PRICES, per_row(ctx.codes, limits))
+    storage_rules(ctx)

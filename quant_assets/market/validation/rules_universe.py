@@ -5,6 +5,7 @@ from __future__ import annotations
 from quant_assets.market import rules
 from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates
+from quant_assets.market.validation.rules_storage import storage_rules
 
 
 def _board_rule(ctx: Ctx) -> None:
@@ -26,3 +27,4 @@ def check(ctx: Ctx, day: DayInputs) -> None:
     """Every rule of a universe frame; none of them depends on `day`."""
     _board_rule(ctx)
     duplicates(ctx, ["symbol"], "symbol")
+    storage_rules(ctx)

@@ -16,8 +16,8 @@ from quant_assets.market.rules import DAY_NS, NAT_NS, PRICE_EPS
 
 
 @njit(cache=True, nogil=True)
-def _level_bad(px, sz, hi, lo, eps):  # pragma: no cover - jit
-    if sz < 0:
+def _level_bad(px, sz, hi, lo, eps, size_max):  # pragma: no cover - jit
+    if sz < 0 or sz > size_max:
         return True
     if np.isnan(px):  # an empty level has no size
         return sz != 0
@@ -25,7 +25,9 @@ def _level_bad(px, sz, hi, lo, eps):  # pragma: no cover - jit
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _book_suspects(bid_px, bid_sz, ask_px, ask_sz, codes, up, down, eps):  # pragma: no cover - jit
+def _book_suspects(
+    bid_px, bid_sz, ask_px, ask_sz, codes, up, down, eps, size_max
+):  # pragma: no cover - jit
     n = bid_px[0].shape[0]
     out = np.zeros(n, np.bool_)
     for i in prange(n):
@@ -38,8 +40,8 @@ def _book_suspects(bid_px, bid_sz, ask_px, ask_sz, codes, up, down, eps):  # pra
         for k in range(len(bid_px)):
             b = bid_px[k][i]
             a = ask_px[k][i]
-            bad |= _level_bad(b, bid_sz[k][i], hi, lo, eps)
-            bad |= _level_bad(a, ask_sz[k][i], hi, lo, eps)
+            bad |= _level_bad(b, bid_sz[k][i], hi, lo, eps, size_max)
+            bad |= _level_bad(a, ask_sz[k][i], hi, lo, eps, size_max)
             if not np.isnan(b):
                 bad |= b >= last_bid
                 last_bid = b
@@ -56,9 +58,11 @@ def book_suspects(
     ask_px: list[np.ndarray],
     ask_sz: list[np.ndarray],
     limits: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    size_max: float = np.inf,
 ) -> np.ndarray:
-    """Rows that may break a book rule: a bad or size-less price, a negative size, a crossed
-    book, levels out of order, or (with `limits`) a price beyond the day's limits. Sizes may be
+    """Rows that may break a book rule: a bad or size-less price, a negative size or one above
+    `size_max` (what the stored column holds), a crossed book, levels out of order, or (with
+    `limits`) a price beyond the day's limits. Sizes may be
     int64 or float64 (NaN where a value did not parse). `limits` is (codes, up, down): each
     row's symbol code (-1 for none) and each symbol's limit-up and limit-down prices, read
     per row in the kernel rather than spread into full-length arrays; a NaN limit or a row
@@ -89,6 +93,7 @@ def book_suspects(
         up,
         down,
         PRICE_EPS,
+        float(size_max),
     )
 
 
