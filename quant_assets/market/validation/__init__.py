@@ -11,6 +11,7 @@ from quant_assets.market.validation.core import (
     RULES,
     IngestError,
     ValidationResult,
+    rules_by_kind,
     validate,
 )
 from quant_assets.market.validation.parsing import parse_column, text_problems
@@ -23,6 +24,7 @@ __all__ = [
     "IngestError",
     "ValidationResult",
     "parse_column",
+    "rules_by_kind",
     "text_problems",
     "validate",
 ]

@@ -30,9 +30,10 @@ from quant_assets.market.validation.flags import RULES, Ctx, DayInputs, Flags, v
 from quant_assets.market.validation.parsing import final_dtypes, parse_column
 from quant_assets.market.validation.quarantine import quarantine_frame
 from quant_assets.market.validation.rules_common import symbol_rules
+from quant_assets.market.validation.rules_storage import storage_rule_names
 from quant_assets.memory import on_normal_pages
 
-__all__ = ["KINDS", "RULES", "IngestError", "ValidationResult", "validate"]
+__all__ = ["KINDS", "RULES", "IngestError", "ValidationResult", "rules_by_kind", "validate"]
 
 KINDS = tuple(CONTRACT)
 
@@ -72,19 +73,44 @@ class ValidationResult:
 @dataclass(frozen=True)
 class _KindRules:
     check: Callable[[Ctx, DayInputs], None]  # the kind's rules after the symbol rule
+    applies: tuple[str, ...]  # the rules `check` applies besides the storage rules
     own_empty: tuple[str, ...] = ()  # required columns whose empty values a kind's rule reports
     text: tuple[str, ...] = ()  # columns where a value that is not text is undecodable_text
 
 
 _BY_KIND: dict[str, _KindRules] = {
-    "bars": _KindRules(rules_bars.check, own_empty=tuple(rules_bars.PRICES)),
-    "trades": _KindRules(rules_trades.check, own_empty=tuple(rules_trades.PRICES)),
-    "order_book": _KindRules(rules_book.check),
-    "news": _KindRules(rules_news.check, own_empty=("title",), text=rules_news.TEXT),
-    "corporate_actions": _KindRules(rules_actions.check),
-    "universe": _KindRules(rules_universe.check),
+    "bars": _KindRules(rules_bars.check, rules_bars.APPLIES, own_empty=tuple(rules_bars.PRICES)),
+    "trades": _KindRules(
+        rules_trades.check, rules_trades.APPLIES, own_empty=tuple(rules_trades.PRICES)
+    ),
+    "order_book": _KindRules(rules_book.check, rules_book.APPLIES),
+    "news": _KindRules(
+        rules_news.check, rules_news.APPLIES, own_empty=("title",), text=rules_news.TEXT
+    ),
+    "corporate_actions": _KindRules(rules_actions.check, rules_actions.APPLIES),
+    "universe": _KindRules(rules_universe.check, rules_universe.APPLIES),
 }
 assert set(_BY_KIND) == set(KINDS)
+
+
+def rules_by_kind() -> dict[str, list[str]]:
+    """Which rules each kind's rows are checked against, in `RULES` order: the parse rules its
+    columns call for (wrong_type, undecodable_text for text columns, missing_value for required
+    ones), unknown_symbol, the rules of its module (`APPLIES`) and the storage rules its
+    table's column types call for. The README's rule table is rendered from this."""
+    out = {}
+    for kind in KINDS:
+        by_kind = _BY_KIND[kind]
+        types = column_types(kind)
+        names = {"unknown_symbol", *by_kind.applies, *storage_rule_names(kind)}
+        if any(c not in by_kind.text for c in CONTRACT[kind]):
+            names.add("wrong_type")
+        if by_kind.text:
+            names.add("undecodable_text")
+        if any(not types[c][1] and c not in by_kind.own_empty for c in CONTRACT[kind]):
+            names.add("missing_value")
+        out[kind] = [rule for rule in RULES if rule in names]
+    return out
 
 
 def _timestamp(x: object, tz: bool) -> pd.Timestamp | None:

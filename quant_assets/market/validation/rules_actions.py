@@ -1,5 +1,5 @@
 """Row rules of corporate actions: dividend and share ratios in their domains, ex-date not
-before the announcement, then the announcement-date and duplicate rules."""
+before the announcement, then the announcement-date, duplicate and storage rules."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates
 from quant_assets.market.validation.rules_storage import storage_rules
 from quant_assets.market.validation.rules_time import date_rules
+
+# The rules `check` applies besides the parse, symbol and storage rules every kind gets
+# (core.rules_by_kind, the README's table).
+APPLIES = (
+    "bad_value",
+    "ex_before_announce",
+    "not_on_trading_date",
+    "in_future",
+    "duplicate",
+)
 
 
 def _action_rules(ctx: Ctx) -> None:

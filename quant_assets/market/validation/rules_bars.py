@@ -1,5 +1,6 @@
 """Row rules of daily bars: positive prices, OHLC consistency and suspended days, then the
-date, duplicate, order and price-limit rules (each bar's prices against its own preclose)."""
+date, duplicate, order and price-limit rules (each bar's prices against its own preclose) and
+what the table can store."""
 
 from __future__ import annotations
 
@@ -13,6 +14,22 @@ from quant_assets.market.validation.rules_time import date_rules, ns, out_of_ord
 
 # An empty price is a bad_price (NaN or <= 0), not a missing_value.
 PRICES = ["open", "high", "low", "close"]
+
+
+# The rules `check` applies besides the parse, symbol and storage rules every kind gets
+# (core.rules_by_kind, the README's table).
+APPLIES = (
+    "bad_price",
+    "negative_volume",
+    "ohlc_inconsistent",
+    "suspended_inconsistent",
+    "not_on_trading_date",
+    "in_future",
+    "non_trading_day",
+    "duplicate",
+    "out_of_order",
+    "outside_price_limit",
+)
 
 
 def _bar_rules(ctx: Ctx) -> None:

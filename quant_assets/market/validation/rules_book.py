@@ -21,6 +21,22 @@ from quant_assets.market.validation.screen_kernels import book_suspects
 SIZES = BID_SZ + ASK_SZ
 
 
+# The rules `check` applies besides the parse, symbol and storage rules every kind gets
+# (core.rules_by_kind, the README's table).
+APPLIES = (
+    "bad_price",
+    "negative_volume",
+    "crossed_book",
+    "non_monotone_levels",
+    "outside_session",
+    "not_on_trading_date",
+    "in_future",
+    "out_of_order",
+    "duplicate",
+    "outside_price_limit",
+)
+
+
 def _book_rules(ctx: Ctx) -> None:
     for px_cols, sz_cols in ((BID_PX, BID_SZ), (ASK_PX, ASK_SZ)):
         for px_col, sz_col in zip(px_cols, sz_cols, strict=False):

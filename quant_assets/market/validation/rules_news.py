@@ -1,5 +1,6 @@
 """Row rules of news items: a title, readable text and a sentiment in [-1, 1], then the time
-and duplicate rules (news may be of earlier days, never of later ones)."""
+and duplicate rules (news may be of earlier days, never of later ones) and what the table
+can store."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ from quant_assets.market.validation.rules_time import time_rules
 
 # Text columns: a value that is not text is undecodable_text rather than wrong_type.
 TEXT = ("title", "body", "source")
+
+
+# The rules `check` applies besides the parse, symbol and storage rules every kind gets
+# (core.rules_by_kind, the README's table).
+APPLIES = (
+    "empty_title",
+    "undecodable_text",
+    "bad_value",
+    "not_on_trading_date",
+    "in_future",
+    "duplicate",
+)
 
 
 def _news_rules(ctx: Ctx) -> None:

@@ -1,5 +1,5 @@
 """Row rules of tick-by-tick trades: price, volume, side and trade id, then the time,
-duplicate and price-limit rules."""
+duplicate, price-limit and storage rules."""
 
 from __future__ import annotations
 
@@ -13,6 +13,21 @@ from quant_assets.market.validation.rules_time import time_rules
 
 # An empty price is a bad_price (NaN or <= 0), not a missing_value.
 PRICES = ["price"]
+
+
+# The rules `check` applies besides the parse, symbol and storage rules every kind gets
+# (core.rules_by_kind, the README's table).
+APPLIES = (
+    "bad_price",
+    "negative_volume",
+    "bad_value",
+    "outside_session",
+    "not_on_trading_date",
+    "in_future",
+    "out_of_order",
+    "duplicate",
+    "outside_price_limit",
+)
 
 
 def _trade_rules(ctx: Ctx) -> None:

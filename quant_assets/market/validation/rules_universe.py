@@ -1,4 +1,5 @@
-"""Row rules of the universe: the board a symbol's code implies, one row per symbol."""
+"""Row rules of the universe: the board a symbol's code implies, one row per symbol, and
+what the table can store."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ from quant_assets.market import rules
 from quant_assets.market.validation.flags import Ctx, DayInputs
 from quant_assets.market.validation.rules_common import duplicates
 from quant_assets.market.validation.rules_storage import storage_rules
+
+# The rules `check` applies besides the parse, symbol and storage rules every kind gets
+# (core.rules_by_kind, the README's table).
+APPLIES = (
+    "bad_value",
+    "duplicate",
+)
 
 
 def _board_rule(ctx: Ctx) -> None:
