@@ -433,6 +433,17 @@ def test_bars_of_new_listings_use_the_listing_day_limits():
     assert any("no listing dates" in n for n in res.notes)
 
 
+def test_a_bar_dated_before_the_calendar_s_fifth_day_leaves_the_other_listings_exempt():
+    bars = make_bars()
+    bars.loc[2, ["open", "high", "low", "close"]] = [150.0, 200.0, 120.0, 180.0]  # STAR, pre 50
+    bars.loc[0, "date"] = CALENDAR[1]  # too early to tell its listing days: and off the day
+    listings = pd.Series({"688001.SH": pd.Timestamp("2023-12-28")})
+    res = run("bars", bars, trading_days=CALENDAR, listings=listings)
+    assert quarantined(res, "outside_price_limit") == []
+    assert quarantined(res, "not_on_trading_date") == [0] and res.n_quarantined == 1
+    assert any("1 of 3 without 5 trading days of calendar" in n for n in res.notes)
+
+
 def test_a_main_board_bar_on_its_listing_day_before_2023_is_capped_at_plus_44_minus_36():
     day = pd.Timestamp("2021-06-10")
     bars = make_bars().iloc[:1].assign(date=day, preclose=2.65)

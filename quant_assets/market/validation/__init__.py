@@ -1,8 +1,10 @@
 """Validation of landing files: parsing to the contract, row rules, quarantine assembly.
 
-`core.validate()` is the entry point; `parsing` holds the dtype parsing, `flags` the rule names
-and the hits the rules write, `rules_*` the rules (shared ones, time, price limits, one module
-per kind) and `quarantine` the quarantine's shape. `ingest` (one landing file end to end) is not
+`core.validate()` is the entry point and `core.rules_by_kind()` the rules each kind gets;
+`parsing` holds the dtype parsing, `flags` the rule names and the hits the rules write,
+`rules_*` the rules (shared ones, time, price limits, what the tables can store, one module per
+kind), `storage_types` the ranges of ClickHouse column types, `screen_kernels` the numba
+passes, `quarantine` the quarantine's shape and `rules_table` the README's table of rules. `ingest` (one landing file end to end) is not
 imported here: it reads files through `sources.landing`, which imports this package.
 """
 

@@ -194,10 +194,11 @@ def validate(
 
     `trading_date` is the day the file is for (None for multi-day histories: that rule is
     skipped); `now` (naive = Shanghai time) bounds timestamps; `bars_for_limits` (BARS of the
-    day) enables the price-limit rule for trades and order books; `trading_days` enables the
-    calendar rule for bars and, with `listings` (symbol -> list_date) and at least the last
-    five trading days, the limits of the first days after listing; `market` other than "CN"
-    skips A-share sessions and limits. Rules that could not run are listed in `.skipped` with
+    day) enables the price-limit rule for trades and order books (bars are checked against
+    their own preclose); `trading_days` enables the calendar rule for bars and, with `listings`
+    (symbol -> list_date) and at least the last five trading days, the limits of the first
+    days after listing; `market` other than "CN" skips A-share sessions and limits.
+    `rules_by_kind()` lists the rules each kind gets. Rules that could not run are listed in `.skipped` with
     the reason. `clean` keeps the input row positions as its index so that a row can be traced
     back to its file.
     """

@@ -89,20 +89,23 @@ def limit_prices(
     pct = np.asarray(rules.limit_pct(pd.Series(board), pd.Series(st)), dtype=float)
     up, down = (np.asarray(v, dtype=float) for v in rules.price_limits(pre, pct))
     cal = None if day.calendar is None else pd.DatetimeIndex(day.calendar).normalize()
-    known = None if days is None else days[~np.isnat(days)]
-    deep_enough = (
-        cal is not None
-        and known is not None
-        and len(known) > 0
-        and cal.searchsorted(known.min(), side="right") >= rules.NO_LIMIT_DAYS
-    )
-    if day.listings is not None and deep_enough:
-        _listing_limits(ctx, codes, up, down, pre, board, days, day.listings, cal)
-    else:
-        ctx.notes.append(
-            "outside_price_limit: no listing dates, or fewer than "
-            f"{rules.NO_LIMIT_DAYS} trading days of calendar, given: new listings get usual limits"
+    # an item's first days after listing can be told only with five trading days of calendar
+    # up to its day (a listing before the calendar is then long past them)
+    deep = np.zeros(len(codes), bool)
+    if cal is not None and days is not None:
+        deep = ~np.isnat(days) & (cal.searchsorted(days, side="right") >= rules.NO_LIMIT_DAYS)
+    if day.listings is not None and deep.any():
+        _listing_limits(ctx, codes, up, down, pre, board, days, deep, day.listings, cal)
+    known = np.ones(len(codes), bool) if days is None else ~np.isnat(days)
+    shallow = int((known & ~deep).sum())
+    if day.listings is None or shallow:
+        why = (
+            "no listing dates given"
+            if day.listings is None
+            else f"{shallow} of {len(codes)} without {rules.NO_LIMIT_DAYS} trading days of "
+            "calendar up to their day"
         )
+        ctx.notes.append(f"outside_price_limit: {why}: new listings get usual limits")
     return up, down
 
 
@@ -121,17 +124,18 @@ def _listing_limits(
     pre: np.ndarray,
     board: np.ndarray,
     days: np.ndarray,
+    deep: np.ndarray,
     listings: pd.Series,
     cal: pd.DatetimeIndex,
 ) -> None:
-    """Overwrite the limits of items in their first trading days (in place); `cal` is the
-    trading calendar, reaching back at least five trading days before every item's day."""
+    """Overwrite the limits of items in their first trading days (in place), among the items
+    `deep` whose day has at least five trading days of `cal` up to it."""
     listed_u = pd.to_datetime(listings.reindex(ctx.uniques).to_numpy()).normalize()
     listed = np.append(listed_u.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))[codes]
     # the listing day is day 1: trading days from the listing date up to the item's day
     listed_day = cal.searchsorted(days, side="right") - cal.searchsorted(listed, side="left")
     # listed before the calendar's window: long past its first days
-    early = ~np.isnat(listed) & ~np.isnat(days) & (listed >= cal[0].to_datetime64())
+    early = deep & ~np.isnat(listed) & (listed >= cal[0].to_datetime64())
     relaxed = set()
     for i in np.flatnonzero(early & (listed_day >= 1) & (listed_day <= rules.NO_LIMIT_DAYS)):
         frac = rules.listing_limits(board[i], listed[i], int(listed_day[i]))
