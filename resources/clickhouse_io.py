@@ -206,12 +206,16 @@ class ClickHouseIOManager(ConfigurableIOManager):
         if self._recovered:
             return
         instance = _instance(context)
+        own = run_tag(context.run_id)
 
         def alive(run: str) -> bool:
-            if instance is None or not run:
+            if run_tag(run) == own:
+                return True
+            if self.clickhouse.embedded or instance is None or not run:
+                # one process holds an embedded store at a time: any other run is gone
                 return False
             try:
-                found = instance.get_run_by_id(str(uuid.UUID(run)))
+                found = instance.get_run_by_id(str(uuid.UUID(run_tag(run))))
             except ValueError:
                 return False
             return found is not None and found.status in _LIVE

@@ -129,9 +129,10 @@ def _journal(
 
 
 def recover(ch: ClickHouseResource, client: Client, alive: Callable[[str], bool]) -> list[str]:
-    """Roll forward the publications of dead runs that stopped between their swaps, then drop
-    the staging tables nothing needs any more. `alive(run_id)` says whether a run may still
-    be working (its tables are left alone). Returns what was done, one line each."""
+    """Roll forward the publications of dead runs that stopped between their swaps (unless a
+    later publication replaced those days), then drop the staging tables nothing needs any
+    more. `alive(run_id)` says whether a run may still be working (its tables are left
+    alone). Returns what was done, one line each."""
     ch.ensure_table(client, PUBLICATIONS)
     ch.ensure_table(client, STORED_PARTITIONS)
     done = []
@@ -146,6 +147,10 @@ def recover(ch: ClickHouseResource, client: Client, alive: Callable[[str], bool]
         parts = [Part.from_dict(d) for d in json.loads(raw)]
         if alive(run_id):
             needed |= {p.staged.staging for p in parts}
+            continue
+        if _superseded(ch, client, parts, publication):  # a later publication replaced these days
+            _journal(ch, client, publication, "superseded", run_id, parts)
+            done.append(f"publication {publication} of run {run_id} superseded by a later one")
             continue
         lost = [
             p.staged.staging for p in parts if p.staged.rows and p.staged.staging not in existing
@@ -167,6 +172,23 @@ def recover(ch: ClickHouseResource, client: Client, alive: Callable[[str], bool]
         client.command(f"DROP TABLE IF EXISTS {name}")
         done.append(f"dropped the leftover staging table {name}")
     return done
+
+
+def _superseded(
+    ch: ClickHouseResource, client: Client, parts: list[Part], publication: str
+) -> bool:
+    """True when a publication finished after `publication` began covers one of its parts."""
+    later = ch.query_df(
+        client,
+        f"SELECT parts FROM {{db}}.{PUBLICATIONS.name} FINAL WHERE state = 'done' AND "
+        f"written_at > (SELECT min(written_at) FROM {{db}}.{PUBLICATIONS.name} "
+        "WHERE publication = %(p)s)",
+        {"p": publication},
+    )
+    mine = {(p.staged.table, p.staged.literal) for p in parts}
+    return any(
+        (d["table"], d["literal"]) in mine for raw in later["parts"] for d in json.loads(raw)
+    )
 
 
 def _staging_tables(ch: ClickHouseResource, client: Client) -> set[str]:

@@ -105,3 +105,18 @@ def test_a_live_runs_staging_and_unfinished_publication_are_left_alone(ch):
         assert recover(ch, client, alive=lambda run: run_tag(run) == run_tag(live)) == []
         v, n_bad, staging = _state(ch, client)
         assert (v, n_bad, len(staging)) == ([5.0], 0, 2)
+
+
+def test_a_stopped_publication_never_overwrites_a_later_one(ch):
+    with ch.client() as client:
+        dead = str(uuid.uuid4())
+        old = _stage(ch, client, dead, _clean([1.0]), _bad(1))
+        _journal(ch, client, "p-old", "swapping", dead, old)
+        ch.swap_in(client, old[0].staged)
+        # the day is published again by a later run before anyone recovers the old one
+        publish(
+            ch, client, _stage(ch, client, str(uuid.uuid4()), _clean([7.0, 8.0]), _bad(3)), "r2"
+        )
+        done = recover(ch, client, alive=lambda run: False)
+        assert any("superseded" in line for line in done)
+        assert _state(ch, client) == ([7.0, 8.0], 3, set())
