@@ -206,7 +206,7 @@ class ClickHouseIOManager(ConfigurableIOManager):
         if self._recovered:
             return
         instance = _instance(context)
-        own = run_tag(context.run_id)
+        own = run_tag(_run_id(context))
 
         def alive(run: str) -> bool:
             if run_tag(run) == own:
@@ -353,6 +353,16 @@ def _refuse_unknown_partition(
             f"{asset}: {', '.join(unknown)} is not one of its partitions (not a trading day, "
             "or outside the partitioned range); nothing was read or written"
         )
+
+
+def _run_id(context: InputContext | OutputContext) -> str:
+    """The run's id (an InputContext carries it only through its step context)."""
+    if isinstance(context, OutputContext):
+        return context.run_id or ""
+    try:
+        return context.step_context.run_id
+    except Exception:  # a context built outside a run
+        return ""
 
 
 def _instance(context: InputContext | OutputContext):
