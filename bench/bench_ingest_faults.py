@@ -89,13 +89,7 @@ def _market() -> SimulatedMarket:
 
 
 def _frames(sim: SimulatedMarket, day: str) -> dict[str, pd.DataFrame]:
-    return {
-        "bars": sim.daily_bars(day, day),
-        "trades": sim.trades(day),
-        "order_book": sim.order_book(day),
-        "news": sim.news(day),
-        "corporate_actions": sim.corporate_actions(day),
-    }
+    return {kind: sim.delivery(kind, day) for kind in RAW}
 
 
 class FaultyClickHouse(ClickHouseResource):

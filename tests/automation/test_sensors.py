@@ -215,15 +215,8 @@ def test_the_requested_run_ingests_the_day_through_market_ingest(tmp_path, monke
     root = tmp_path / "landing"
     root.mkdir()
     sim.universe().to_parquet(root / "universe.parquet", index=False)
-    frames = {
-        "bars": sim.daily_bars(day, day),
-        "trades": sim.trades(day),
-        "order_book": sim.order_book(day),
-        "news": sim.news(day),
-        "corporate_actions": sim.corporate_actions(day),
-    }
-    for kind, frame in frames.items():
-        write_landing_file(frame, root, kind, day)
+    for kind in LANDING_KINDS:
+        write_landing_file(sim.delivery(kind, day), root, kind, day)
     (run,) = requests(tick(root))
     monkeypatch.setenv("QUANT_MARKET_SOURCE", "landing")
     monkeypatch.setenv("QUANT_LANDING_DIR", str(root))
@@ -237,4 +230,4 @@ def test_the_requested_run_ingests_the_day_through_market_ingest(tmp_path, monke
     ch = defs.resources["clickhouse"]
     with ch.client() as client:
         n = ch.query_df(client, f"SELECT count() AS n FROM {{db}}.raw_trades WHERE date = '{day}'")
-    assert int(n["n"][0]) == len(frames["trades"])
+    assert int(n["n"][0]) == len(sim.delivery("trades", day))

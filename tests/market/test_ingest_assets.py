@@ -60,13 +60,7 @@ def sim() -> SimulatedMarket:
 
 
 def day_frames(sim: SimulatedMarket, day: str) -> dict[str, pd.DataFrame]:
-    return {
-        "bars": sim.daily_bars(day, day),
-        "trades": sim.trades(day),
-        "order_book": sim.order_book(day),
-        "news": sim.news(day),
-        "corporate_actions": sim.corporate_actions(day),
-    }
+    return {kind: sim.delivery(kind, day) for kind in KINDS}
 
 
 class Zone:

@@ -69,12 +69,5 @@ def land(market: MarketDataResource, kind: str, day: pd.Timestamp) -> Path:
         return write_landing_file(frame, root, kind, day, fmt="csv")
     if market.source != "simulated":
         raise IngestError(str(root / kind), f"no {kind} file for {day.date()} in the landing zone")
-    sim = simulated_market(market)
-    frame = {
-        "bars": lambda: sim.daily_bars(day, day),
-        "trades": lambda: sim.trades(day),
-        "order_book": lambda: sim.order_book(day),
-        "news": lambda: sim.news(day),
-        "corporate_actions": lambda: sim.corporate_actions(day),
-    }[kind]()
+    frame = simulated_market(market).delivery(kind, day)
     return write_landing_file(frame, root, kind, day, fmt="parquet")

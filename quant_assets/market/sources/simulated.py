@@ -281,6 +281,20 @@ class SimulatedMarket:
             }
         )[C.NEWS]
 
+    def delivery(self, kind: str, date) -> pd.DataFrame:
+        """The day's file of `kind` (bars, trades, order_book, news, corporate_actions) as the
+        simulated vendor delivers it to the landing zone."""
+        frames = {
+            "bars": lambda: self.daily_bars(date, date),
+            "trades": lambda: self.trades(date),
+            "order_book": lambda: self.order_book(date),
+            "news": lambda: self.news(date),
+            "corporate_actions": lambda: self.corporate_actions(date),
+        }
+        if kind not in frames:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {list(frames)}")
+        return frames[kind]()
+
     def corporate_actions(self, date) -> pd.DataFrame:
         """Corporate actions announced in the same calendar window as ``news(date)``."""
         t = self._day_index(date)
