@@ -9,11 +9,12 @@ from quant_assets.plotting import to_png
 
 
 def importance_png(importance: pd.Series, top: int = 25) -> bytes:
-    """Horizontal bars of the `top` largest feature importances (ascending Series in)."""
+    """Horizontal bars of the `top` largest feature importances, largest on top; the axis is
+    labelled with the Series' name (the measure: `splits`, `gain`)."""
     shown = importance.sort_values().tail(top)
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(shown) + 1.2))
     ax.barh(shown.index.astype(str), shown.to_numpy(), color="steelblue")
-    ax.set_xlabel("splits")
+    ax.set_xlabel(str(importance.name or "importance"))
     ax.set_title(f"Feature importance (top {len(shown)} of {len(importance)})")
     fig.tight_layout()
     return to_png(fig)

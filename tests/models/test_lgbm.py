@@ -41,3 +41,28 @@ def test_the_fit_is_reproducible_with_its_seed():
     a = fit_lgbm(X, y, seed=7).model.predict(X.head(50))
     b = fit_lgbm(X, y, seed=7).model.predict(X.head(50))
     np.testing.assert_array_equal(a, b)
+
+
+def test_learning_curves_show_train_and_valid_per_round_and_stop_where_valid_is_best():
+    X, y = _data(signal=0.5)
+    fit = fit_lgbm(X, y, seed=1)
+    assert set(fit.curves) == {"train_l2", "valid_l2"}
+    train, valid = np.array(fit.curves["train_l2"]), np.array(fit.curves["valid_l2"])
+    best = int(fit.metrics["best_iteration"])
+    # early stopping ran 30 rounds past the best one, judged on the valid rows only
+    assert len(train) == len(valid) == best + 30
+    assert int(np.argmin(valid)) + 1 == best
+    # the train error keeps falling past the round where the valid error is lowest
+    assert train[-1] < train[best - 1] < train[0] and valid[best - 1] < valid[0]
+
+
+def test_feature_importance_has_splits_and_gain_largest_gain_first():
+    X, y = _data(signal=0.5)
+    fit = fit_lgbm(X, y, seed=1)
+    table = fit.importance
+    assert list(table.columns) == ["splits", "gain"] and table.index.name == "feature"
+    assert sorted(table.index) == list("abcde")
+    assert table["gain"].is_monotonic_decreasing and table.index[0] == "a"
+    np.testing.assert_array_equal(
+        table["splits"].reindex(X.columns), fit.model.feature_importances_
+    )
