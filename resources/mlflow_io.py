@@ -1,20 +1,27 @@
 """The IO manager of trained models: an asset returns a `ModelArtifact`, MLflow stores it.
 
-Writing logs one MLflow run per asset partition (params, metrics, the model with its
-signature, tags naming the asset, the partition and the Dagster run); reading finds the newest
-run of the upstream asset's partition and loads its model. So a model asset's body is logic
-only, and the scoring asset reads the very model the training asset wrote for the day.
+Writing logs one MLflow run per asset partition and model family: params, metrics, learning
+curves as metric steps, files such as a feature-importance table and plot, the model named
+`<family>-<partition>` with its signature, and tags naming the asset, the partition, the
+family and the Dagster run. A rerun of a partition replaces the run it logged before (see
+`MLflowModelIOManager`). Reading loads the model of the upstream asset's partition. So a model
+asset's body is logic only, and the scoring asset reads the very model the training asset
+wrote for the day.
 """
 
 from __future__ import annotations
 
 import importlib
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
 from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext
+from mlflow.entities import Metric, Run
 from mlflow.models import infer_signature
 
 from resources.mlflow_tracking import MLflowResource
@@ -22,14 +29,21 @@ from resources.mlflow_tracking import MLflowResource
 ASSET_TAG = "dagster.asset"
 PARTITION_TAG = "dagster.partition"
 RUN_TAG = "dagster.run_id"
+FAMILY_TAG = "model_family"
 MODEL_URI_TAG = "model_uri"
+SUPERSEDED_TAG = "superseded_by"  # on a replaced run: the MLflow run that replaced it
+METRICS_PER_BATCH = 1000  # MLflow's limit of metrics in one log_batch request
 
 
 @dataclass
 class ModelArtifact:
     """A fitted model and what to log with it. `flavor` names the MLflow flavor module
-    (`lightgbm`, `sklearn`, `xgboost`, ...); `requirements` pins what loading it needs (given
-    explicitly: MLflow's own inference imports and scans the environment, seconds per run)."""
+    (`lightgbm`, `sklearn`, `xgboost`, ...); `family` the model family in short (`lgbm`),
+    which names the logged model `<family>-<partition>` (the flavor when empty);
+    `requirements` pins what loading it needs (given explicitly: MLflow's own inference
+    imports and scans the environment, seconds per run). `curves` holds per-iteration metrics
+    (name -> values of iterations 1, 2, ...), logged as steps so the UI draws them; `files`
+    maps artifact paths to their content (text or bytes: tables as CSV, plots as PNG)."""
 
     model: Any
     flavor: str
@@ -39,23 +53,45 @@ class ModelArtifact:
     input_example: pd.DataFrame | None = None
     requirements: list[str] = field(default_factory=list)
     uri: str = ""
+    family: str = ""
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    files: dict[str, str | bytes] = field(default_factory=dict)
 
 
 class MLflowModelIOManager(ConfigurableIOManager):
-    """Stores `ModelArtifact`s as MLflow runs and loads them back by asset and partition."""
+    """Stores `ModelArtifact`s as MLflow runs and loads them back by asset and partition.
+
+    A rerun of a partition logs a complete new run and then deletes the run (and its logged
+    model) that the same asset, partition and family had before, after tagging it
+    `superseded_by` the new run's id. A researcher browsing the experiment thus sees one run
+    and one model per day, the newest, while a replaced run stays restorable from the UI's
+    deleted runs until `mlflow gc` purges it. The run is replaced rather than updated because
+    MLflow keeps every value logged to a run (params cannot change, metrics would pile up
+    their histories, a second model would sit beside the first), and the old run is removed
+    only once the new one is whole, so a failed rerun leaves the previous model in place. A
+    replaced run whose model was registered in the model registry is kept live (tagged
+    only): a promotion outranks tidiness, and deleting it would break its version's source.
+    """
 
     mlflow_tracking: MLflowResource
 
     def handle_output(self, context: OutputContext, obj: ModelArtifact) -> None:
         asset = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
+        family = obj.family or obj.flavor
         experiment = self.mlflow_tracking.setup()
         flavor = importlib.import_module(f"mlflow.{obj.flavor}")
-        name = f"{asset}-{partition}" if partition else asset
-        with mlflow.start_run(experiment_id=experiment, run_name=name) as run:
-            mlflow.set_tags({ASSET_TAG: asset, PARTITION_TAG: partition, RUN_TAG: context.run_id})
+        model_name = f"{family}-{partition}" if partition else family
+        tags = {ASSET_TAG: asset, PARTITION_TAG: partition, FAMILY_TAG: family}
+        client = mlflow.MlflowClient()
+        run = mlflow.start_run(
+            experiment_id=experiment,
+            run_name=f"{asset}-{partition}" if partition else asset,
+            tags={**tags, RUN_TAG: context.run_id},
+        )
+        info = None
+        try:
             mlflow.log_params(obj.params)
-            mlflow.log_metrics(obj.metrics)
             example = obj.input_example
             signature = (
                 infer_signature(example, obj.model.predict(example))
@@ -64,16 +100,32 @@ class MLflowModelIOManager(ConfigurableIOManager):
             )
             info = flavor.log_model(
                 obj.model,
-                name="model",
+                name=model_name,
                 signature=signature,
                 input_example=example,
                 pip_requirements=obj.requirements or None,
+                tags=tags,
             )
+            # linked to the model too, so the experiment's Models tab compares the days
+            mlflow.log_metrics(obj.metrics, model_id=info.model_id)
+            _log_curves(client, run.info.run_id, obj.curves)
+            _log_files(obj.files)
             mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+        except BaseException:
+            # a half-logged run is no model: remove it, the previous one stays in use
+            mlflow.end_run("FAILED")
+            if info is not None:
+                client.delete_logged_model(info.model_id)
+            client.delete_run(run.info.run_id)
+            raise
+        mlflow.end_run()
+        replaced = _retire_earlier_runs(client, experiment, tags, run.info.run_id)
         context.add_output_metadata(
             {
                 "mlflow_run_id": run.info.run_id,
                 "model_uri": info.model_uri,
+                "model_name": model_name,
+                "replaced_runs": ", ".join(replaced) or "none",
                 "features": len(obj.features),
                 **{k: float(v) for k, v in obj.metrics.items()},
             }
@@ -85,8 +137,9 @@ class MLflowModelIOManager(ConfigurableIOManager):
         experiment = self.mlflow_tracking.setup()
         runs = mlflow.search_runs(
             [experiment],
-            filter_string=f"tags.`{ASSET_TAG}` = '{asset}' and tags.`{PARTITION_TAG}` = '{partition}'",
-            order_by=["start_time DESC"],
+            filter_string=f"tags.`{ASSET_TAG}` = '{asset}' and tags.`{PARTITION_TAG}` = "
+            f"'{partition}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
             max_results=1,
             output_format="list",
         )
@@ -108,4 +161,68 @@ class MLflowModelIOManager(ConfigurableIOManager):
             params=dict(run.data.params),
             metrics=dict(run.data.metrics),
             uri=uri,
+            family=run.data.tags.get(FAMILY_TAG, ""),
         )
+
+
+def _log_curves(client: mlflow.MlflowClient, run_id: str, curves: dict[str, list[float]]) -> None:
+    """Per-iteration values as metric steps 1, 2, ... (the iteration numbers, so a curve's
+    step matches `best_iteration`), in as few requests as MLflow allows."""
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(key=name, value=float(value), timestamp=now, step=step)
+        for name, values in curves.items()
+        for step, value in enumerate(values, start=1)
+    ]
+    for start in range(0, len(metrics), METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + METRICS_PER_BATCH])
+
+
+def _log_files(files: dict[str, str | bytes]) -> None:
+    """Write the files into one folder and log it in one call (one upload per file on S3)."""
+    if not files:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            path = Path(tmp, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
+        mlflow.log_artifacts(tmp)
+
+
+def _retire_earlier_runs(
+    client: mlflow.MlflowClient, experiment: str, tags: dict[str, str], run_id: str
+) -> list[str]:
+    """Delete the live runs of the same asset, partition and family that started before
+    `run_id` (and their logged models), tagging each with its successor first; a run with
+    registered model versions is only tagged. Runs logged before runs carried a family count
+    as the same family. Runs that started later belong to a newer rerun, which retires this
+    one, so two reruns at once still leave the newest. Returns the ids of the runs handled."""
+    current = client.get_run(run_id)
+    key = (current.info.start_time, run_id)
+    family = tags[FAMILY_TAG]
+    clauses = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in (ASSET_TAG, PARTITION_TAG))
+    earlier = [
+        run
+        for run in client.search_runs([experiment], filter_string=clauses, max_results=1000)
+        if (run.info.start_time, run.info.run_id) < key
+        and run.data.tags.get(FAMILY_TAG, family) == family
+    ]
+    for run in earlier:
+        old = run.info.run_id
+        client.set_tag(old, SUPERSEDED_TAG, run_id)
+        if client.search_model_versions(f"run_id = '{old}'", max_results=1):
+            continue
+        for model_id in _logged_model_ids(run):
+            client.delete_logged_model(model_id)
+        client.delete_run(old)
+    return [run.info.run_id for run in earlier]
+
+
+def _logged_model_ids(run: Run) -> list[str]:
+    """The ids of the models a run logged (MLflow 3 records them as the run's outputs)."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return [output.model_id for output in outputs]
