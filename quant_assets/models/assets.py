@@ -85,7 +85,8 @@ def lgbm_model(
 ) -> Iterator:
     """LightGBM on the day's active factors over the last `train_days` trading days with a
     known label (Qlib's, the return from the next close to the one after), logged to MLflow
-    with params, metrics and its signature."""
+    as `lgbm-<day>` with params, metrics, its signature, train/valid learning curves and the
+    feature importance (table and plot)."""
     day = partition_day(context)
     if not 1 <= config.train_days <= TRAIN_WINDOW:
         raise ValueError(f"train_days must be within 1..{TRAIN_WINDOW}")
@@ -105,28 +106,32 @@ def lgbm_model(
         )
     fit = fit_lgbm(X, y, seed=config.seed)
     context.log.info(f"trained on {n_dates} days, valid rank IC {fit.metrics['valid_rank_ic']:.4f}")
-    importance = pd.Series(fit.model.feature_importances_, index=X.columns).sort_values()
+    importance_plot = importance_png(fit.importance["gain"])
     sample = X.head(5).reset_index(drop=True)
     artifact = ModelArtifact(
         # The booster in LightGBM's own text format: portable, and logged without MLflow's
         # scikit-learn serialiser (whose first import alone costs seconds in every run).
         model=fit.model.booster_,
         flavor="lightgbm",
+        family="lgbm",
         features=list(X.columns),
         params={**fit.params, "train_days": config.train_days, "n_features": X.shape[1]},
         metrics=fit.metrics,
         input_example=sample,
         requirements=[f"lightgbm=={lgb.__version__}"],
+        curves=fit.curves,
+        files={
+            "feature_importance.csv": fit.importance.to_csv(),
+            "feature_importance.png": importance_plot,
+        },
     )
     yield Output(
         artifact,
         metadata={
             "dagster/row_count": len(X),
-            "feature_importance": MetadataValue.md(
-                importance[::-1].to_frame("splits").to_markdown()
-            ),
+            "feature_importance": MetadataValue.md(fit.importance.to_markdown()),
             "feature_importance_plot": MetadataValue.md(
-                png_markdown(importance_png(importance), "splits per feature")
+                png_markdown(importance_plot, "total gain per feature")
             ),
             "training_window": f"{X.index.get_level_values('date').min().date()}.."
             f"{X.index.get_level_values('date').max().date()}",
