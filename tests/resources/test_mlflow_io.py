@@ -214,3 +214,16 @@ def test_the_experiment_is_marked_as_model_training(tmp_path):
                        ("genai", MODEL_TRAINING), ("chosen", "regression")]:  # fmt: skip
         experiment_id = MLflowResource(tracking_uri=uri, experiment=name).setup()
         assert mlflow.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == kind, name
+
+
+def test_a_rerun_also_retires_a_run_logged_before_runs_had_a_family(resources):
+    """Stores filled by earlier versions (runs tagged by asset and partition only) get tidied
+    the first time each day is rerun."""
+    experiment = resources["model_io"].mlflow_tracking.setup()
+    with mlflow.start_run(experiment_id=experiment, tags={
+            "dagster.asset": "toy_model", "dagster.partition": DAY}) as legacy:  # fmt: skip
+        mlflow.log_param("seed", "old")
+    assert _train(resources, DagsterInstance.ephemeral()).success
+    live = _runs(DAY)
+    assert len(live) == 1 and live.iloc[0]["run_id"] != legacy.info.run_id
+    assert _runs(DAY, ViewType.DELETED_ONLY)["run_id"].tolist() == [legacy.info.run_id]
