@@ -2,9 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-DATA_DIR ?= $(CURDIR)/.data
-export QUANT_DATA_DIR := $(DATA_DIR)
-export DAGSTER_HOME := $(DATA_DIR)/dagster_home
+# The data folder: QUANT_DATA_DIR from the environment (or DATA_DIR=... on make's command line),
+# else ./.data; made absolute, and the Dagster instance (DAGSTER_HOME) lives in it.
+DATA_DIR := $(or $(QUANT_DATA_DIR),$(CURDIR)/.data)
+override export QUANT_DATA_DIR := $(abspath $(DATA_DIR))
+export DAGSTER_HOME := $(QUANT_DATA_DIR)/dagster_home
 # The embedded demo's simulated order books: a snapshot every 15 s keeps `make demo` within
 # minutes on 2 cores (tests and benchmarks use the realistic 3 s).
 export QUANT_SIM_SNAPSHOT_SECONDS ?= 15
