@@ -8,7 +8,6 @@ that are not listed there count as trading days.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
@@ -17,9 +16,10 @@ import exchange_calendars as xcals
 import pandas as pd
 from dagster import TimeWindowPartitionsDefinition
 
+from resources.settings import setting
+
 TZ = "Asia/Shanghai"  # the exchanges' time zone: trading days, sessions, timestamps
-CALENDAR_START = pd.Timestamp("2005-01-04")
-DEFAULT_PARTITIONS_START = "2023-01-03"
+CALENDAR_START = pd.Timestamp("2005-01-04")  # the least QUANT_PARTITIONS_START allowed
 
 
 @lru_cache(maxsize=1)
@@ -28,8 +28,7 @@ def _xshg() -> xcals.ExchangeCalendar:
 
 
 def _extra_holidays_from_env() -> tuple[str, ...]:
-    raw = os.environ.get("QUANT_EXTRA_HOLIDAYS", "")
-    return tuple(d.strip() for d in raw.split(",") if d.strip())
+    return tuple(d.isoformat() for d in setting("QUANT_EXTRA_HOLIDAYS"))
 
 
 def trading_days(
@@ -95,7 +94,7 @@ def trading_day_partitions(
     the calendar (XSHG's published years plus QUANT_EXTRA_HOLIDAYS), so the partitions do not
     depend on the day the code location was loaded.
     """
-    start = start or os.environ.get("QUANT_PARTITIONS_START", DEFAULT_PARTITIONS_START)
+    start = start or setting("QUANT_PARTITIONS_START").isoformat()
     horizon = _xshg().last_session
     horizon = (horizon.tz_localize(None) if horizon.tz else horizon).normalize()
     for extra in _extra_holidays_from_env():

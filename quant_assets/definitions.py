@@ -21,12 +21,16 @@ from quant_assets.models import assets as model_assets
 from quant_assets.reports import assets as report_assets
 from quant_assets.strategy import assets as strategy_assets
 from resources import build_resources, clickhouse_is_embedded
+from resources.settings import check_environment
 
 STAGES = [market_assets, market_checks, factor_assets, model_assets, strategy_assets, report_assets]
 
 
 def build_definitions() -> Definitions:
-    """The code location's definitions with resources from the current environment."""
+    """The code location's definitions with resources from the current environment, which is
+    checked first: a misspelled or impossible setting stops the load with a one-line
+    SettingsError instead of being ignored or failing a run later."""
+    check_environment()
     return Definitions(
         assets=load_assets_from_modules(STAGES),
         asset_checks=load_asset_checks_from_modules(STAGES),

@@ -9,26 +9,68 @@ recommendations.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from dagster import DagsterInstance
 
-from quant_assets.calendar import previous_trading_day, trading_days
-from quant_assets.definitions import defs
-from resources.settings import data_dir
+from resources.settings import SettingsError, check_environment, data_dir, setting
 
-DEMO_END = os.environ.get("QUANT_DEMO_END", "2024-06-28")
-DEMO_DAYS = int(os.environ.get("QUANT_DEMO_DAYS", "60"))
-WARMUP_DAYS = int(os.environ.get("QUANT_DEMO_WARMUP_DAYS", "50"))
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, JobDefinition
+
 # Dagster's console logger prints every event at DEBUG; the demo prints one line per run.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _run(job_name: str, days: list[str], instance: DagsterInstance, label: str) -> None:
-    job = defs.resolve_job_def(job_name)
+@dataclass(frozen=True)
+class DemoWindow:
+    """The demo's trading days: the history loaded first, then the daily pipeline's days."""
+
+    end: pd.Timestamp
+    warmup: list[str]
+    demo: list[str]
+
+
+def demo_window() -> DemoWindow:
+    """The days of QUANT_DEMO_END, QUANT_DEMO_DAYS and QUANT_DEMO_WARMUP_DAYS, checked against
+    the trading-day partitions before any work: SettingsError (one line) for an end that is
+    not a trading day or has no partition yet, or a window that starts before the first
+    partition. The calendar is imported here, once the environment is known to be valid."""
+    from quant_assets.calendar import (
+        TRADING_DAYS,
+        is_trading_day,
+        previous_trading_day,
+        trading_days,
+    )
+
+    end = pd.Timestamp(setting("QUANT_DEMO_END"))
+    n_demo, n_warmup = setting("QUANT_DEMO_DAYS"), setting("QUANT_DEMO_WARMUP_DAYS")
+    shown = f"QUANT_DEMO_END='{end.date()}'"
+    first, last = TRADING_DAYS.get_first_partition_key(), TRADING_DAYS.get_last_partition_key()
+    if not is_trading_day(end):
+        raise SettingsError(
+            f"{shown} is not a trading day (a {end.day_name()}); allowed: a trading day, "
+            f"such as {previous_trading_day(end).date()} (the one before)"
+        )
+    if not TRADING_DAYS.has_partition_key(str(end.date())):
+        raise SettingsError(
+            f"{shown} has no trading-day partition; allowed: a trading day from {first} to {last}"
+        )
+    days = trading_days(first, end)
+    if len(days) < n_demo + n_warmup:
+        raise SettingsError(
+            f"{shown} with QUANT_DEMO_DAYS={n_demo} and QUANT_DEMO_WARMUP_DAYS={n_warmup} needs "
+            f"{n_demo + n_warmup} trading days from QUANT_PARTITIONS_START={first}, which has "
+            f"{len(days)}; allowed: a later end, fewer days or an earlier QUANT_PARTITIONS_START"
+        )
+    keys = [d.strftime("%Y-%m-%d") for d in days[-(n_demo + n_warmup) :]]
+    return DemoWindow(end=end, warmup=keys[:n_warmup], demo=keys[n_warmup:])
+
+
+def _run(job: JobDefinition, days: list[str], instance: DagsterInstance, label: str) -> None:
     started = time.monotonic()
     for i, day in enumerate(days, 1):
         t0 = time.monotonic()
@@ -36,7 +78,7 @@ def _run(job_name: str, days: list[str], instance: DagsterInstance, label: str) 
             run_config=QUIET, partition_key=day, instance=instance, raise_on_error=False
         )
         if not result.success:
-            sys.exit(f"{job_name} failed for {day}; see the run in the Dagster UI (make ui)")
+            sys.exit(f"{job.name} failed for {day}; see the run in the Dagster UI (make ui)")
         elapsed = time.monotonic() - started
         eta = elapsed / i * (len(days) - i)
         print(
@@ -46,21 +88,22 @@ def _run(job_name: str, days: list[str], instance: DagsterInstance, label: str) 
         )
 
 
-def main() -> None:
-    end = pd.Timestamp(DEMO_END)
-    first_demo = previous_trading_day(end, DEMO_DAYS - 1)
-    first_warmup = previous_trading_day(first_demo, WARMUP_DAYS)
-    warmup = [d.strftime("%Y-%m-%d") for d in trading_days(first_warmup, first_demo)[:-1]]
-    demo = [d.strftime("%Y-%m-%d") for d in trading_days(first_demo, end)]
+def main(window: DemoWindow) -> None:
+    """Load the history, run the daily pipeline over the demo days, print the last day's picks."""
+    from dagster import DagsterInstance
+
+    from quant_assets.definitions import defs
+
+    end, warmup, demo = window.end, window.warmup, window.demo
     instance = DagsterInstance.get()
     print(
         f"History load: {len(warmup)} trading days {warmup[0]} .. {warmup[-1]} "
         "(daily bars, corporate actions, news, their factors and labels)",
         flush=True,
     )
-    _run("history_load", warmup, instance, "history")
+    _run(defs.resolve_job_def("history_load"), warmup, instance, "history")
     print(f"Daily pipeline: {len(demo)} trading days {demo[0]} .. {demo[-1]}", flush=True)
-    _run("daily_pipeline", demo, instance, "daily")
+    _run(defs.resolve_job_def("daily_pipeline"), demo, instance, "daily")
 
     resources = defs.resources
     ch = resources["clickhouse"]
@@ -90,5 +133,18 @@ def main() -> None:
     print("MLflow UI:  make mlflow-ui then open http://127.0.0.1:5000")
 
 
+def cli() -> int:
+    """`python -m quant_assets.demo`: the settings are checked before anything is loaded or
+    run; a bad one prints `error: <one line>` and exits with status 2."""
+    try:
+        check_environment()
+        window = demo_window()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    main(window)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

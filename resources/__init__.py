@@ -1,57 +1,84 @@
-"""Dagster resources of the platform, built from the environment (embedded defaults otherwise)."""
+"""Dagster resources of the platform, built from the environment (embedded defaults otherwise).
+
+The names are imported on first use (a module `__getattr__`), so that reading
+`resources.settings` - what an entry point does first, to refuse a bad environment at once -
+imports neither ClickHouse nor MLflow, and `python -m resources.settings` runs it only once.
+"""
 
 from __future__ import annotations
 
-import os
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from resources.clickhouse import ClickHouseResource, TableSpec
-from resources.clickhouse_io import ClickHouseIOManager
-from resources.llm import LLMResource
-from resources.market import MarketDataResource
-from resources.mlflow_io import MLflowModelIOManager
-from resources.mlflow_tracking import MLflowResource
-from resources.settings import data_dir, env_int, env_or
+if TYPE_CHECKING:
+    from resources.clickhouse import ClickHouseResource, TableSpec
+    from resources.clickhouse_io import ClickHouseIOManager
+    from resources.llm import LLMResource
+    from resources.market import MarketDataResource
+    from resources.mlflow_io import MLflowModelIOManager
+    from resources.mlflow_tracking import MLflowResource
+    from resources.settings import data_dir, setting
+
+# Public name -> the module that defines it.
+_LAZY = {
+    "ClickHouseResource": "resources.clickhouse",
+    "TableSpec": "resources.clickhouse",
+    "ClickHouseIOManager": "resources.clickhouse_io",
+    "LLMResource": "resources.llm",
+    "MarketDataResource": "resources.market",
+    "MLflowModelIOManager": "resources.mlflow_io",
+    "MLflowResource": "resources.mlflow_tracking",
+    "data_dir": "resources.settings",
+    "setting": "resources.settings",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A resource class (or a settings function), imported from its module when first asked
+    for."""
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'resources' has no attribute {name!r}")
 
 
 def clickhouse_is_embedded() -> bool:
     """True when the configured DSN is the in-process chDB engine (the default)."""
-    return os.environ.get("QUANT_CLICKHOUSE_DSN", "chdb://").startswith("chdb://")
+    from resources.settings import setting
+
+    return setting("QUANT_CLICKHOUSE_DSN").startswith("chdb://")
 
 
 def build_resources() -> dict[str, object]:
-    """The resource set for this process: environment variables override embedded defaults.
+    """The resource set for this process, from the settings (`resources.settings.SETTINGS`):
+    the ClickHouse, MLflow, market-data and LLM settings, embedded defaults where unset."""
+    from resources.clickhouse import ClickHouseResource
+    from resources.llm import LLMResource
+    from resources.market import MarketDataResource
+    from resources.mlflow_tracking import MLflowResource
+    from resources.settings import dagster_value, data_dir
 
-    QUANT_CLICKHOUSE_DSN (default chdb://<data>/clickhouse), QUANT_CLICKHOUSE_DATABASE,
-    QUANT_CLICKHOUSE_INSERT_THREADS,
-    MLFLOW_TRACKING_URI (default sqlite:///<data>/mlflow/mlflow.db), QUANT_MLFLOW_ARTIFACTS,
-    QUANT_LLM_MODEL, QUANT_LLM_API_KEY, QUANT_LLM_API_BASE, QUANT_MARKET_SOURCE, QUANT_LANDING_DIR,
-    QUANT_SIM_SEED, QUANT_SIM_SYMBOLS, QUANT_SIM_SNAPSHOT_SECONDS.
-    """
-    root = data_dir()
-    (root / "mlflow").mkdir(parents=True, exist_ok=True)
+    (data_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
     clickhouse = ClickHouseResource(
-        dsn=env_or("QUANT_CLICKHOUSE_DSN", f"chdb://{root / 'clickhouse'}"),
-        database=env_or("QUANT_CLICKHOUSE_DATABASE", "quant"),
-        insert_threads=env_int("QUANT_CLICKHOUSE_INSERT_THREADS", 2),
+        dsn=dagster_value("QUANT_CLICKHOUSE_DSN"),
+        database=dagster_value("QUANT_CLICKHOUSE_DATABASE"),
+        insert_threads=dagster_value("QUANT_CLICKHOUSE_INSERT_THREADS"),
     )
     tracking = MLflowResource(
-        tracking_uri=env_or("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"),
-        artifact_location=env_or(
-            "QUANT_MLFLOW_ARTIFACTS", (root / "mlflow" / "artifacts").as_uri()
-        ),
+        tracking_uri=dagster_value("MLFLOW_TRACKING_URI"),
+        artifact_location=dagster_value("QUANT_MLFLOW_ARTIFACTS"),
     )
     market = MarketDataResource(
-        source=env_or("QUANT_MARKET_SOURCE", "simulated"),
-        landing_dir=env_or("QUANT_LANDING_DIR", str(root / "landing")),
-        seed=env_int("QUANT_SIM_SEED", 7),
-        n_symbols=env_int("QUANT_SIM_SYMBOLS", 100),
-        snapshot_seconds=env_int("QUANT_SIM_SNAPSHOT_SECONDS", 3),
+        source=dagster_value("QUANT_MARKET_SOURCE"),
+        landing_dir=dagster_value("QUANT_LANDING_DIR"),
+        seed=dagster_value("QUANT_SIM_SEED"),
+        n_symbols=dagster_value("QUANT_SIM_SYMBOLS"),
+        snapshot_seconds=dagster_value("QUANT_SIM_SNAPSHOT_SECONDS"),
     )
     return stack_resources(clickhouse, tracking, market) | {
         "llm": LLMResource(
-            model=env_or("QUANT_LLM_MODEL", None),
-            api_key=env_or("QUANT_LLM_API_KEY", None),
-            api_base=env_or("QUANT_LLM_API_BASE", None),
+            model=dagster_value("QUANT_LLM_MODEL"),
+            api_key=dagster_value("QUANT_LLM_API_KEY"),
+            api_base=dagster_value("QUANT_LLM_API_BASE"),
         ),
     }
 
@@ -60,6 +87,9 @@ def stack_resources(
     clickhouse: ClickHouseResource, tracking: MLflowResource, market: MarketDataResource
 ) -> dict[str, object]:
     """The resources every asset run needs, with the two IO managers on the same engines."""
+    from resources.clickhouse_io import ClickHouseIOManager
+    from resources.mlflow_io import MLflowModelIOManager
+
     return {
         "clickhouse": clickhouse,
         "clickhouse_io": ClickHouseIOManager(clickhouse=clickhouse),
@@ -81,5 +111,5 @@ __all__ = [
     "stack_resources",
     "clickhouse_is_embedded",
     "data_dir",
-    "env_or",
+    "setting",
 ]
