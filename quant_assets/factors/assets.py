@@ -4,6 +4,7 @@ strongest, and the active set the model trains on."""
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -274,6 +275,15 @@ def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
         "labels": window(SCREENING_WINDOW, columns=["date", "symbol", "ret_1d"]),
         "adjusted_bars": window(SCREENING_WINDOW, columns=["date", "symbol", "close"]),
     },
+    check_specs=[
+        AssetCheckSpec(
+            "admitted_on_evidence",
+            asset="factor_screening",
+            description="Every admitted factor has a finite mean rank IC beyond ic_threshold, "
+            "|t| beyond min_t and at least min_days of IC, and no factor's IC counts more days "
+            "than window_days (a day outside the validation window would have leaked in).",
+        )
+    ],
 )
 def factor_screening(
     context: AssetExecutionContext,
@@ -314,15 +324,48 @@ def factor_screening(
             (folder / f"{name}_{plot}.png").write_bytes(png)
         plots += [png_markdown(png, f"{name}: {plot}") for plot, png in pngs.items()]
     shown = summary.head(15)[["factor_set", "rank_ic_mean", "icir", "t_stat", "n_days", "active"]]
+    admitted = summary[summary["active"].astype(bool)]
     yield Output(
         summary.reset_index(),
         metadata={
+            # plain numbers: the asset's Plots tab draws them partition by partition
             "factors": len(summary),
-            "active": int(summary["active"].sum()),
+            "active": len(admitted),
             "labelled_days": int(label.index.get_level_values("date").nunique()),
+            "max_abs_rank_ic": float(summary["rank_ic_mean"].abs().max()) if len(summary) else 0.0,
+            "mean_abs_rank_ic_admitted": float(admitted["rank_ic_mean"].abs().mean())
+            if len(admitted)
+            else 0.0,
+            "max_abs_t_stat": float(summary["t_stat"].abs().max()) if len(summary) else 0.0,
             "top_factors": MetadataValue.md(shown.round(4).to_markdown()),
             "plots": MetadataValue.md("\n\n".join(plots) or "no factors"),
             "plot_folder": MetadataValue.path(str(folder)),
+        },
+    )
+    yield _admitted_on_evidence(summary, config)
+
+
+def _admitted_on_evidence(summary: pd.DataFrame, config: ScreeningConfig) -> AssetCheckResult:
+    """The `admitted_on_evidence` check: the admission rule re-read from the stored summary,
+    and the window: a factor with more IC days than asked for saw data outside it."""
+    active = summary["active"].astype(bool)
+    mean, t = summary["rank_ic_mean"], summary["t_stat"]
+    weak = active & ~(
+        np.isfinite(mean)
+        & np.isfinite(t)
+        & (mean.abs() > config.ic_threshold)
+        & (t.abs() > config.min_t)
+        & (summary["n_days"] >= config.min_days)
+    )
+    too_long = summary["n_days"] > config.window_days
+    return AssetCheckResult(
+        passed=not bool((weak | too_long).any()),
+        metadata={
+            "admitted": int(active.sum()),
+            "admitted_without_evidence": ", ".join(summary.index[weak][:10]) or "none",
+            "factors_beyond_window": ", ".join(summary.index[too_long][:10]) or "none",
+            "max_ic_days": int(summary["n_days"].max()) if len(summary) else 0,
+            "window_days": config.window_days,
         },
     )
 

@@ -5,6 +5,7 @@ factors, adjusted bars, news by trading day and the labels (forward returns) eac
 
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -16,10 +17,13 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     multi_asset,
 )
 
-from quant_assets.calendar import TRADING_DAYS, trading_days
+from quant_assets.calendar import TRADING_DAYS, TZ, previous_trading_day, trading_days
 from quant_assets.market.adjustment import adjusted_day, adjustment_of_day
 from quant_assets.market.contract.dagster_types import contract_type
 from quant_assets.market.contract.tables import (
@@ -33,10 +37,10 @@ from quant_assets.market.contract.tables import (
     UNIVERSE,
 )
 from quant_assets.market.intraday import trades_to_minute_bars
-from quant_assets.market.labels import LOOKBACK, labels_known_on
+from quant_assets.market.labels import LAGS, LOOKBACK, labels_known_on
 from quant_assets.market.news_days import news_to_trading_days
 from quant_assets.market.sources.delivery import land, reference_universe
-from quant_assets.market.validation import IngestError
+from quant_assets.market.validation import RULES, IngestError, rules_by_kind
 from quant_assets.market.validation.audit import audit
 from quant_assets.market.validation.ingest import clean_rows, ingest_file, quarantine_rows
 from quant_assets.wiring import (
@@ -144,10 +148,63 @@ def _ingest(
             **held,
         },
     )
+    quarantined = quarantine_rows(result, day)
+    yield _quarantine_check(kind, quarantined)
     yield Output(
-        quarantine_rows(result, day),
+        quarantined,
         output_name=f"{kind}_quarantine",
-        metadata={"rules": MetadataValue.json(verdict.counts), **held},
+        metadata={
+            "rows_quarantined": result.n_quarantined,
+            "rules": _rule_counts_table(kind, result.counts),
+            "rules_hit": MetadataValue.json(verdict.counts),
+            **held,
+        },
+    )
+
+
+_RULE_TABLE = TableSchema(
+    columns=[
+        TableColumn("rule", "string", description="the quarantine's `rule` value"),
+        TableColumn("rows", "int", description="rows of the day's file that broke it"),
+        TableColumn("meaning", "string"),
+    ]
+)
+
+
+def _rule_counts_table(kind: str, counts: dict[str, int]) -> MetadataValue:
+    """Rows per rule the kind is checked against, zeros included: the quarantine's page
+    shows what was checked and that nothing broke it, not only what did."""
+    listed = rules_by_kind()[kind]
+    extra = [r for r in counts if r not in listed]  # a rule not declared for the kind
+    return MetadataValue.table(
+        records=[
+            TableRecord({"rule": r, "rows": int(counts.get(r, 0)), "meaning": RULES.get(r, "?")})
+            for r in [*listed, *extra]
+        ],
+        schema=_RULE_TABLE,
+    )
+
+
+def _quarantine_check(kind: str, quarantined: pd.DataFrame) -> AssetCheckResult:
+    """`rules_of_kind`: every quarantined row names a rule the kind is checked against, its
+    file and the row as delivered, so each row can be traced and the README's rule table holds."""
+    listed = set(rules_by_kind()[kind])
+    unknown = sorted(set(quarantined["rule"]) - listed)
+    untraced = int(
+        (
+            quarantined["source_file"].astype(str).eq("")
+            | quarantined["row_json"].astype(str).eq("")
+        ).sum()
+    )
+    return AssetCheckResult(
+        asset_key=f"{kind}_quarantine",
+        check_name="rules_of_kind",
+        passed=not unknown and untraced == 0,
+        metadata={
+            "rows": len(quarantined),
+            "rules_not_of_kind": ", ".join(unknown) or "none",
+            "rows_without_file_or_row": untraced,
+        },
     )
 
 
@@ -173,8 +230,14 @@ def _raw_outs(kind: str, name: str, description: str) -> dict[str, AssetOut]:
     }
 
 
-def _bad_share(name: str) -> list[AssetCheckSpec]:
+def _ingest_checks(kind: str, name: str) -> list[AssetCheckSpec]:
     return [
+        AssetCheckSpec(
+            "rules_of_kind",
+            asset=f"{kind}_quarantine",
+            description=f"Every quarantined row names a rule {kind} rows are checked against "
+            "(the README's rule table), the file it came from and the row as delivered.",
+        ),
         AssetCheckSpec(
             "bad_share",
             asset=name,
@@ -182,7 +245,7 @@ def _bad_share(name: str) -> list[AssetCheckSpec]:
             description="The share of the file's rows that went to quarantine is within "
             "max_bad_share (1%, 5% for order books), or fewer rows than min_bad_rows are bad; "
             "counts per rule and examples attached. A failing day is not published.",
-        )
+        ),
     ]
 
 
@@ -198,7 +261,7 @@ def _raw_asset(kind: str, name: str, description: str, with_bars: bool = False) 
         partitions_def=TRADING_DAYS,
         outs=_raw_outs(kind, name, description),
         ins=ins,
-        check_specs=_bad_share(name),
+        check_specs=_ingest_checks(kind, name),
     )
     def _assets(
         context: AssetExecutionContext,
@@ -229,10 +292,63 @@ raw_corporate_actions = _raw_asset(
 )
 
 
-@daily_table(MINUTE_BARS, group="market", ins={"raw_trades": same_day()})
-def minute_bars(raw_trades: pd.DataFrame) -> pd.DataFrame:
+# End-of-minute labels of the two sessions (09:30-11:30 and 13:00-15:00, auctions included).
+MORNING = (pd.Timedelta(hours=9, minutes=31), pd.Timedelta(hours=11, minutes=30))
+AFTERNOON = (pd.Timedelta(hours=13, minutes=1), pd.Timedelta(hours=15))
+
+
+def _outside_sessions(labels: pd.Series, day: pd.Timestamp) -> pd.Series:
+    """Which end-of-minute labels are not a minute of `day`'s sessions (local time)."""
+    tod = labels.dt.tz_convert(TZ).dt.tz_localize(None) - day
+    morning = tod.between(*MORNING)
+    afternoon = tod.between(*AFTERNOON)
+    return ~(morning | afternoon)
+
+
+@daily_table(
+    MINUTE_BARS,
+    group="market",
+    ins={"raw_trades": same_day()},
+    check_specs=[
+        AssetCheckSpec(
+            "volumes_and_sessions",
+            asset="minute_bars",
+            description="Every bar is a minute of the day's sessions (labels 09:31-11:30 and "
+            "13:01-15:00 on the partition's day), with a non-negative volume, at least one "
+            "trade and low <= open, close <= high.",
+        )
+    ],
+)
+def minute_bars(context: AssetExecutionContext, raw_trades: pd.DataFrame) -> Iterator:
     """1-minute bars from the day's trades, each labelled by the minute's end."""
-    return trades_to_minute_bars(raw_trades)
+    day = partition_day(context)
+    bars = trades_to_minute_bars(raw_trades)
+    outside = _outside_sessions(bars["ts"], day)
+    negative = bars["volume"] < 0
+    no_trades = bars["n_trades"] < 1
+    ohlc = (bars["low"] > bars[["open", "close"]].min(axis=1)) | (
+        bars["high"] < bars[["open", "close"]].max(axis=1)
+    )
+    yield Output(
+        bars,
+        metadata={
+            "symbols": int(bars["symbol"].nunique()),
+            "bars_per_symbol": float(len(bars) / max(bars["symbol"].nunique(), 1)),
+        },
+    )
+    yield AssetCheckResult(
+        passed=not bool((outside | negative | no_trades | ohlc).any()),
+        metadata={
+            "bars_outside_sessions": int(outside.sum()),
+            "negative_volumes": int(negative.sum()),
+            "bars_without_trades": int(no_trades.sum()),
+            "ohlc_inconsistent": int(ohlc.sum()),
+            "examples": MetadataValue.md(
+                bars[outside | negative | no_trades | ohlc].head(5).to_markdown(index=False)
+                or "none"
+            ),
+        },
+    )
 
 
 @daily_table(
@@ -288,27 +404,102 @@ def adjustment_factors(
         "raw_daily_bars": same_day(),
         "adjustment_factors": same_day(columns=["symbol", "factor"]),
     },
+    check_specs=[
+        AssetCheckSpec(
+            "prices_positive",
+            asset="adjusted_bars",
+            blocking=True,
+            description="Every bar has a finite positive factor and positive adjusted prices "
+            "with low <= open, close <= high: a zero, negative or missing factor would corrupt "
+            "every factor and label computed from the day.",
+        )
+    ],
 )
-def adjusted_bars(raw_daily_bars: pd.DataFrame, adjustment_factors: pd.DataFrame) -> pd.DataFrame:
+def adjusted_bars(raw_daily_bars: pd.DataFrame, adjustment_factors: pd.DataFrame) -> Iterator:
     """The day's bars backward-adjusted with its factors (prices x factor, volume / factor,
     vwap): the one adjusted price series every factor, label and report reads."""
-    return adjusted_day(raw_daily_bars, adjustment_factors)[list(ADJUSTED_BARS.columns)]
+    frame = adjusted_day(raw_daily_bars, adjustment_factors)[list(ADJUSTED_BARS.columns)]
+    prices = frame[["open", "high", "low", "close"]].astype("float64")
+    bad_factor = ~(frame["factor"].astype("float64") > 0) | ~np.isfinite(frame["factor"])
+    bad_price = ~(prices > 0).all(axis=1)
+    slack = 1e-9 * prices["high"].abs()
+    ohlc = (prices["low"] > prices[["open", "close"]].min(axis=1) + slack) | (
+        prices["high"] < prices[["open", "close"]].max(axis=1) - slack
+    )
+    bad = bad_factor | bad_price | ohlc
+    yield Output(
+        frame,
+        metadata={
+            "adjusted_symbols": int((frame["factor"] != 1).sum()),
+            "min_factor": float(frame["factor"].min()) if len(frame) else float("nan"),
+        },
+    )
+    yield AssetCheckResult(
+        passed=not bool(bad.any()),
+        metadata={
+            "bad_factors": int(bad_factor.sum()),
+            "non_positive_prices": int(bad_price.sum()),
+            "ohlc_inconsistent": int(ohlc.sum()),
+            "symbols": ", ".join(frame.loc[bad, "symbol"][:10]) or "none",
+        },
+    )
 
 
 @daily_table(
     NEWS_ITEMS,
     group="market",
     ins={"raw_news": window(2)},
+    check_specs=[
+        AssetCheckSpec(
+            "of_the_day",
+            asset="news_items",
+            blocking=True,
+            description="Every item's trading date is the partition, it was published after "
+            "the previous trading day's 15:00 close and before this day's, and no news id "
+            "repeats (an item redelivered with the next day's file would count twice).",
+        )
+    ],
 )
-def news_items(context: AssetExecutionContext, raw_news: pd.DataFrame) -> pd.DataFrame:
+def news_items(context: AssetExecutionContext, raw_news: pd.DataFrame) -> Iterator:
     """News by the trading day it can first act on: yesterday's items after 15:00 and today's
     before 15:00 (a news item after the close belongs to the next trading day)."""
     day = partition_day(context)
     if raw_news.empty:
-        return pd.DataFrame(columns=list(NEWS_ITEMS.columns))
-    dated = news_to_trading_days(raw_news, trading_days(day - pd.Timedelta(days=20), day))
-    today = dated[dated["trading_date"] == day].drop(columns="date")
-    return today.rename(columns={"trading_date": "date"})[list(NEWS_ITEMS.columns)]
+        today = pd.DataFrame(columns=list(NEWS_ITEMS.columns))
+    else:
+        dated = news_to_trading_days(raw_news, trading_days(day - pd.Timedelta(days=20), day))
+        today = dated[dated["trading_date"] == day].drop(columns="date")
+        today = today.rename(columns={"trading_date": "date"})[list(NEWS_ITEMS.columns)]
+    yield Output(
+        today,
+        metadata={
+            "items": len(today),
+            "symbols_with_news": int(today["symbol"].nunique()),
+        },
+    )
+    yield _news_of_the_day(today, day)
+
+
+def _news_of_the_day(items: pd.DataFrame, day: pd.Timestamp) -> AssetCheckResult:
+    """The `of_the_day` check: dates, publication times against the two closes, unique ids."""
+    close = pd.Timedelta(hours=15)
+    opened = (previous_trading_day(day) + close).tz_localize(TZ)
+    closed = (day + close).tz_localize(TZ)
+    ts = pd.to_datetime(items["ts"])
+    ts = ts.dt.tz_localize(TZ) if ts.dt.tz is None else ts.dt.tz_convert(TZ)
+    wrong_date = pd.to_datetime(items["date"]).dt.normalize() != day
+    out_of_window = (ts < opened) | (ts >= closed)
+    repeated = items["news_id"].duplicated(keep=False)
+    return AssetCheckResult(
+        passed=not bool((wrong_date | out_of_window | repeated).any()),
+        metadata={
+            "items": len(items),
+            "wrong_date": int(wrong_date.sum()),
+            "published_outside_window": int(out_of_window.sum()),
+            "repeated_ids": int(repeated.sum()),
+            "window": f"{opened:%Y-%m-%d %H:%M} .. {closed:%Y-%m-%d %H:%M} (Asia/Shanghai)",
+        },
+    )
 
 
 @daily_table(
@@ -319,8 +510,36 @@ def news_items(context: AssetExecutionContext, raw_news: pd.DataFrame) -> pd.Dat
             LOOKBACK + 1, columns=["date", "symbol", "open", "close", "is_suspended"]
         )
     },
+    check_specs=[
+        AssetCheckSpec(
+            "returns_possible",
+            asset="labels",
+            blocking=True,
+            description="One row per symbol, every return finite or missing (NaN where a bar "
+            "is suspended or too young) and above -100%: a return at or below -1 or infinite "
+            "means a broken price or adjustment, and it would poison training and screening.",
+        )
+    ],
 )
-def labels(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> pd.DataFrame:
+def labels(context: AssetExecutionContext, adjusted_bars: pd.DataFrame) -> Iterator:
     """Forward returns the day's close reveals (1, 5 and 10-day returns, Qlib's label and the
     next-open return of a portfolio formed two days ago): stored on the day they are known."""
-    return labels_known_on(adjusted_bars, partition_day(context))
+    frame = labels_known_on(adjusted_bars, partition_day(context))
+    returns = frame[list(LAGS)].astype("float64")
+    impossible = (returns <= -1) | np.isinf(returns)
+    repeated = frame["symbol"].duplicated(keep=False)
+    yield Output(
+        frame,
+        metadata={
+            "labelled_symbols": int(frame["label"].notna().sum()),
+            "mean_ret_1d": float(returns["ret_1d"].mean()) if len(frame) else float("nan"),
+        },
+    )
+    yield AssetCheckResult(
+        passed=not bool(impossible.to_numpy().any() or repeated.any()),
+        metadata={
+            "impossible_returns": int(impossible.to_numpy().sum()),
+            "repeated_symbols": int(repeated.sum()),
+            "symbols": ", ".join(frame.loc[impossible.any(axis=1), "symbol"][:10]) or "none",
+        },
+    )
