@@ -135,6 +135,10 @@ def lgbm_model(
             ),
             "training_window": f"{X.index.get_level_values('date').min().date()}.."
             f"{X.index.get_level_values('date').max().date()}",
+            # plain numbers (valid_rank_ic, best_iteration, ...): the Plots tab draws them
+            **{name: float(value) for name, value in fit.metrics.items()},
+            "n_features": int(X.shape[1]),
+            "n_train_days": int(n_dates),
         },
     )
     finite = all(math.isfinite(v) for v in fit.metrics.values())
@@ -165,6 +169,12 @@ def predictions(lgbm_model: ModelArtifact, **factor_sets: pd.DataFrame) -> Itera
     frame = scores.reset_index().assign(model_uri=lgbm_model.uri)
     missing = int(frame["score"].isna().sum())
     yield Output(
-        frame, metadata={"model_uri": lgbm_model.uri, "score_std": float(frame["score"].std())}
+        frame,
+        metadata={
+            "model_uri": lgbm_model.uri,
+            "symbols_scored": int(frame["score"].notna().sum()),
+            "score_mean": float(frame["score"].mean()),
+            "score_std": float(frame["score"].std()),
+        },
     )
     yield AssetCheckResult(passed=len(frame) > 0 and missing == 0, metadata={"nan_scores": missing})

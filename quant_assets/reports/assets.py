@@ -85,6 +85,8 @@ def recommendations(
             "recommendations": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4f")),
             "report": MetadataValue.path(str(report)),
             "track_record_days": len(perf),
+            "positions": len(recs),
+            "mean_score": float(recs["score"].mean()) if len(recs) else float("nan"),
             **plot,
             **{f"track_{k}": float(v) for k, v in summary.items()},
         },
