@@ -24,6 +24,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "Installing the project and its dependencies into $(VENV) (a few minutes on a fresh machine)..."
 	$(BIN)/pip install --progress-bar off -e ".[dev]"
+	@echo "Compiling the numba kernels once (cached beside the sources; no run pays it)..."
+	$(BIN)/python -m quant_assets.warm
 	@touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the project
