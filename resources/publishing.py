@@ -88,6 +88,16 @@ def publish(ch: ClickHouseResource, client: Client, parts: list[Part], run_id: s
     _journal(ch, client, publication, "done", run_id, parts)
     for part in parts:
         ch.drop_staging(client, part.staged)
+    tidy(ch, client, parts)
+
+
+def tidy(ch: ClickHouseResource, client: Client, parts: list[Part]) -> None:
+    """Leave no litter on disk (embedded engine): the replaced parts of the published tables go,
+    and the journal and the partition log are merged once they have many parts."""
+    for table in dict.fromkeys(p.staged.table for p in parts):
+        ch.clear_old_parts(client, table)
+    for spec in (PUBLICATIONS, STORED_PARTITIONS):
+        ch.compact_log(client, f"{ch.database}.{spec.name}")
 
 
 def _apply(ch: ClickHouseResource, client: Client, parts: list[Part], run_id: str) -> None:
