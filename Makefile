@@ -56,10 +56,13 @@ lint: install  ## ruff check and format check
 ui: install  ## the Dagster UI on http://127.0.0.1:3000
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@# `dagster dev` warns at each start that `dg dev` (dagster-dg-cli, not installed here)
+	@# supersedes it: nothing to act on. exec: Ctrl-C goes straight to the server.
+	PYTHONWARNINGS="$${PYTHONWARNINGS:+$$PYTHONWARNINGS,}"'ignore:Function `dev_command` is superseded:Warning:click.core' \
+	  exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 mlflow-ui: install  ## the MLflow UI on http://127.0.0.1:5000
-	bash mlflow/serve.sh
+	exec bash mlflow/serve.sh
 
 bench: install $(QLIB_VENV)/.installed  ## the benchmarks under bench/ (figures, not tests)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
