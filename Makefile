@@ -47,7 +47,7 @@ test: install $(QLIB_VENV)/.installed  ## the whole test suite (CI runs this)
 	$(BIN)/python -m pytest -q
 
 test-fast: install  ## the suite without pipeline materialisations and Qlib parity (< 2 min)
-	$(BIN)/python -m pytest -q -m "not slow and not qlib"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not qlib"
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check .

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from quant_assets.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +142,7 @@ def test_jobs_schedule_sensor_and_resources_resolve():
     assert {"clickhouse_io", "mlflow_model_io", "market"} <= set(defs.resources)
 
 
+@pytest.mark.slow  # the dagster CLI in a subprocess: about 8 s
 def test_dagster_validates_the_code_location(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "QUANT_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run(

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -31,6 +33,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout_s: float) -> None
     raise AssertionError(f"nothing listened on {port} within {timeout_s} s")
 
 
+@pytest.mark.slow  # starts an MLflow server: about 12 s
 def test_mlflow_serve_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "QUANT_DATA_DIR": str(tmp_path), "MLFLOW_PORT": str(port)}

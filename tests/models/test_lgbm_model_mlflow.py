@@ -66,6 +66,9 @@ SOURCES = [
 ]
 
 
+pytestmark = pytest.mark.slow  # two real materialisations into MLflow
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The day trained twice (seeds 0 and 1), as a user rerunning a partition would."""
