@@ -114,10 +114,13 @@ def main(window: DemoWindow) -> None:
             "WHERE date = %(d)s ORDER BY rank",
             {"d": end.date()},
         )
+        # every table, empty ones included (a quarantine with no rows is news too)
         counts = ch.query_df(
             client,
-            "SELECT table, sum(rows) AS rows FROM system.parts "
-            "WHERE database = %(db)s AND active GROUP BY table ORDER BY table",
+            "SELECT t.name AS table, sum(p.rows) AS rows FROM system.tables AS t "
+            "LEFT JOIN (SELECT table, rows FROM system.parts WHERE database = %(db)s "
+            "AND active) AS p ON p.table = t.name WHERE t.database = %(db)s "
+            "GROUP BY t.name ORDER BY t.name",
             {"db": ch.database},
         )
     print()
