@@ -15,7 +15,6 @@ the two as well.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import re
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 from dagster import EnvVar
 
 from resources.market import SOURCES
+from resources.readme_tables import between_markers, rewrite_main
 
 PREFIX = "QUANT_"  # every name with it must be declared here; others (MLFLOW_*) may be
 ROOT = Path(__file__).resolve().parents[1]
@@ -376,32 +376,12 @@ def render() -> str:
 
 def with_table(text: str, table: str | None = None) -> str:
     """`text` (the README) with the part between the markers replaced by the table."""
-    table = render() if table is None else table
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"README has no settings table markers {BEGIN!r} ... {END!r}")
-    return text[: start + len(BEGIN)] + "\n" + table + text[end:]
+    return between_markers(text, BEGIN, END, render() if table is None else table, "settings table")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Rewrite the README's settings table, or with --check report whether it is current."""
-    parser = argparse.ArgumentParser(description="Rewrite README.md's table of settings.")
-    parser.add_argument("--check", action="store_true", help="only check, do not write")
-    parser.add_argument("readme", nargs="?", type=Path, default=README)
-    args = parser.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
-    updated = with_table(text)
-    if updated == text:
-        print(f"{args.readme}: settings table is up to date")
-        return 0
-    if args.check:
-        print(
-            f"{args.readme}: settings table differs from resources/settings.py; run without --check"
-        )
-        return 1
-    args.readme.write_text(updated, encoding="utf-8")
-    print(f"{args.readme}: settings table rewritten")
-    return 0
+    return rewrite_main(argv, "settings table", README, with_table, "resources/settings.py")
 
 
 if __name__ == "__main__":
