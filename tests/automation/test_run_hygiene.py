@@ -39,6 +39,8 @@ def _instance_home(tmp_path: Path) -> Path:
     home.mkdir()
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     config["run_monitoring"]["poll_interval_seconds"] = POLL_S
+    # loaded from this folder, not $DAGSTER_HOME: the event log is told where it lives
+    config["event_log_storage"]["config"] = {"base_dir": str(home / "history" / "runs")}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return home
 

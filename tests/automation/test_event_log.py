@@ -1,0 +1,61 @@
+"""The embedded instance's event log (quant_assets/automation/event_log.py): the repository's
+dagster.yaml selects it, a real materialisation is stored and read back through it, its
+engines stay bounded, and its connections commit with synchronous=NORMAL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, asset, materialize
+
+from quant_assets.automation.event_log import KEPT_ENGINES, SqliteEventLogStorage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@asset
+def answer() -> int:
+    return 42
+
+
+def _home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    return home
+
+
+def test_the_repository_instance_stores_runs_in_the_kept_engine_event_log(tmp_path, monkeypatch):
+    home = _home(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = DagsterInstance.get()
+    try:
+        storage = instance.event_log_storage
+        assert isinstance(storage, SqliteEventLogStorage)
+        runs = []
+        for _ in range(KEPT_ENGINES + 3):
+            result = materialize([answer], instance=instance)
+            assert result.success
+            runs.append(result.run_id)
+        # every run's events are in Dagster's own place for them, one file per run
+        files = {p.stem for p in (home / "history" / "runs").glob("*.db")}
+        assert set(runs) <= files and "index" in files
+        for run_id in runs:
+            kinds = {e.dagster_event_type for e in instance.all_logs(run_id) if e.dagster_event}
+            assert {DagsterEventType.RUN_SUCCESS, DagsterEventType.ASSET_MATERIALIZATION} <= kinds
+        latest = instance.get_latest_materialization_event(AssetKey("answer"))
+        assert latest is not None and latest.run_id == runs[-1]
+        # a long-lived process keeps only the most recently used files' engines
+        assert len(storage._engines) == KEPT_ENGINES
+        with storage.index_connection() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        instance.dispose()
+
+
+def test_without_dagster_home_or_base_dir_it_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match="set DAGSTER_HOME .* or give base_dir"):
+        SqliteEventLogStorage()
