@@ -19,6 +19,7 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    BackfillPolicy,
     BetaWarning,
     Failure,
     TimeWindowPartitionMapping,
@@ -26,16 +27,27 @@ from dagster import (
 )
 
 from quant_assets.calendar import TRADING_DAYS
+from quant_assets.day_range import CURRENT_DAY, by_day
 from resources.clickhouse import TableSpec
 from resources.clickhouse_io import COLUMNS_KEY, EXPRESSIONS_KEY, WINDOW_KEY, table_metadata
 
 IO_MANAGER = "clickhouse_io"
+# The history's assets: a backfill of a range is one run, each asset one step for all its days.
+RANGE_IN_ONE_RUN = BackfillPolicy.single_run()
+# Dagster marks the `backfill_policy` parameter beta at every asset that sets it: nothing for a
+# user to act on (the policy is ours, and Dagster is pinned).
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `backfill_policy` of function", category=BetaWarning
+)
 
 
 def partition_day(context: AssetExecutionContext) -> pd.Timestamp:
-    """The trading day of the run's partition. A run started with a partition tag of a
-    non-trading day (a Saturday, a holiday) skips Dagster's own check: refused here, before
-    the asset does anything."""
+    """The trading day of the run's partition (in a range step, the day being computed). A
+    run started with a partition tag of a non-trading day (a Saturday, a holiday) skips
+    Dagster's own check: refused here, before the asset does anything."""
+    current = CURRENT_DAY.get()
+    if current is not None:
+        return current
     key = context.partition_key
     if not TRADING_DAYS.has_partition_key(key):
         raise Failure(
@@ -101,8 +113,11 @@ def daily_table(
     kinds: Sequence[str] = ("pandas",),
     **asset_kwargs: object,
 ) -> Callable:
-    """`@asset` of a trading-day partition stored in `spec`'s table, named like the table."""
-    return asset(
+    """`@asset` of a trading-day partition stored in `spec`'s table, named like the table.
+    Its body is written for one day; given a partition range (a single-run backfill, for
+    assets declared with `backfill_policy=RANGE_IN_ONE_RUN`) it runs day by day in one step
+    (quant_assets/day_range.py)."""
+    make = asset(
         name=spec.name,
         partitions_def=TRADING_DAYS,
         group_name=group,
@@ -111,3 +126,5 @@ def daily_table(
         kinds={"clickhouse", *kinds},
         **asset_kwargs,
     )
+    ins = dict(asset_kwargs.get("ins") or {})  # type: ignore[call-overload]
+    return lambda fn: make(by_day(fn, ins, spec.name))

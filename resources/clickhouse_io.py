@@ -51,6 +51,7 @@ EXPRESSIONS_KEY = "clickhouse/expressions"  # on an input: name -> SQL computed 
 WINDOW_KEY = "clickhouse/window"  # on an input: "exact" (default), "history" or "chain"
 PUBLISH_WITH_KEY = "clickhouse/publish_with"  # on outputs published together: all their assets
 WITHHELD_KEY = "clickhouse/withheld"  # in an output's runtime metadata: why not to publish it
+ROW_DAYS_KEY = "clickhouse/row_days"  # in a range output's attrs: [(day, rows), ...] in row order
 
 # Run states in which a run may still write (its staging tables are left alone).
 _LIVE = {
@@ -142,32 +143,38 @@ class ClickHouseIOManager(ConfigurableIOManager):
         spec, slice_values = _spec_of(context.definition_metadata, asset)
         if not isinstance(obj, pd.DataFrame):
             raise Failure(f"{asset} returned {type(obj).__name__}, its table takes a DataFrame")
-        if not context.has_partition_key:
+        if not context.has_asset_partitions:
             raise Failure(f"{asset} is not partitioned: its table {spec.name} is written by day")
-        day = context.partition_key
-        _refuse_unknown_partition(context, asset, [day])
+        days = sorted(context.asset_partition_keys)
+        _refuse_unknown_partition(context, asset, days)
+        by_day = _split_by_day(obj, days, asset)
         label = _slice_label(slice_values)
         group = list(_value(context.definition_metadata, PUBLISH_WITH_KEY, []) or []) or [asset]
+        rows, ready = 0, []
         with self.clickhouse.client() as client:
             self._recover(client, context)
             withheld = _value(context.output_metadata or {}, WITHHELD_KEY)
             if withheld:
-                self._pending.pop((context.run_id, day), None)
+                for day in days:
+                    self._pending.pop((context.run_id, day), None)
                 raise Failure(
-                    description=f"{asset} {day} was not published: {withheld} "
-                    + published(self.clickhouse, client, spec.name, label, day),
-                    metadata={"asset": asset, "partition": day, "withheld": str(withheld)},
+                    description=f"{asset} {_days(days)} was not published: {withheld} "
+                    + published(self.clickhouse, client, spec.name, label, days[-1]),
+                    metadata={"asset": asset, "partition": days[-1], "withheld": str(withheld)},
                 )
-            staged = self.clickhouse.stage_partition(
-                client, spec, obj, day, tag=run_tag(context.run_id), **slice_values
-            )
-            waiting = self._pending.setdefault((context.run_id, day), {})
-            waiting[asset] = Part(staged, spec.name, label, day)
-            if set(group) <= set(waiting):
-                parts = [waiting[a] for a in group]
-                del self._pending[(context.run_id, day)]
-                self._verify(client, parts)
-                publish(self.clickhouse, client, parts, context.run_id)
+            for day in days:
+                staged = self.clickhouse.stage_partition(
+                    client, spec, by_day[day], day, tag=run_tag(context.run_id), **slice_values
+                )
+                rows += staged.rows
+                waiting = self._pending.setdefault((context.run_id, day), {})
+                waiting[asset] = Part(staged, spec.name, label, day)
+                if set(group) <= set(waiting):
+                    ready += [waiting[a] for a in group]
+                    del self._pending[(context.run_id, day)]
+            if ready:  # the complete days of the output, in one publication
+                self._verify(client, ready)
+                publish(self.clickhouse, client, ready, context.run_id)
                 note = "published" + (
                     f" together with {', '.join(a for a in group if a != asset)}"
                     if len(group) > 1
@@ -178,10 +185,10 @@ class ClickHouseIOManager(ConfigurableIOManager):
                 note = f"staged; published once {others} is staged and the step's audit passes"
         context.add_output_metadata(
             {
-                "dagster/row_count": staged.rows,
+                "dagster/row_count": rows,
                 "columns": len(obj.columns),
                 "publication": note,
-                "preview": MetadataValue.md(_preview(obj) if staged.rows else "no rows"),
+                "preview": MetadataValue.md(_preview(obj) if rows else "no rows"),
             }
         )
 
@@ -239,6 +246,14 @@ class ClickHouseIOManager(ConfigurableIOManager):
         keys = sorted(context.asset_partition_keys)
         if context.has_partition_key:
             _refuse_unknown_partition(context, asset, [context.partition_key])
+        reading = _step_range(context)
+        if reading is not None:
+            # a range step (quant_assets/day_range.py) cuts every input by day: it needs the
+            # date; a chain of itself reads only the day before the range, it computes the rest
+            if columns is not None and "date" not in columns and "date" in spec.columns:
+                columns = ["date", *columns]
+            if _same_asset(context):
+                keys = [k for k in keys if k < reading[0]]
         with self.clickhouse.client() as client:
             self._recover(client, context)
             present, rows = self._check_window(client, spec, slice_values, keys, policy, context)
@@ -353,6 +368,51 @@ def _refuse_unknown_partition(
             f"{asset}: {', '.join(unknown)} is not one of its partitions (not a trading day, "
             "or outside the partitioned range); nothing was read or written"
         )
+
+
+def _split_by_day(obj: pd.DataFrame, days: list[str], asset: str) -> dict[str, pd.DataFrame]:
+    """One frame per day of the output's partitions: a one-day output as it is, a range's
+    (a single-run backfill) cut by its date column."""
+    if len(days) == 1:
+        return {days[0]: obj}
+    spans = obj.attrs.get(ROW_DAYS_KEY)
+    if spans is not None and sum(n for _, n in spans) == len(obj):
+        out, start = {d: obj.iloc[:0] for d in days}, 0
+        for day, n in spans:
+            out[day] = obj.iloc[start : start + n]
+            start += n
+        stray = sorted(set(out) - set(days))
+        if stray:
+            raise Failure(f"{asset} wrote rows of {_days(stray)}, outside its range {_days(days)}")
+        return out
+    if "date" not in obj.columns:
+        raise Failure(f"{asset} wrote {len(days)} days without a date column to tell them apart")
+    dates = pd.to_datetime(obj["date"]).dt.strftime("%Y-%m-%d")
+    stray = sorted(set(dates) - set(days))
+    if stray:
+        raise Failure(f"{asset} wrote rows of {_days(stray)}, outside its range {_days(days)}")
+    groups = dict(iter(obj.groupby(dates.to_numpy(), sort=False)))
+    return {d: groups[d] if d in groups else obj.iloc[:0] for d in days}
+
+
+def _step_range(context: InputContext) -> tuple[str, str] | None:
+    """The (first, last) day of the reading step's partition range, None for a one-day step."""
+    try:
+        step = context.step_context
+        if not step.has_partition_key_range:
+            return None
+        keys = step.partition_key_range
+    except Exception:  # a context built outside a run
+        return None
+    return None if keys.start == keys.end else (keys.start, keys.end)
+
+
+def _same_asset(context: InputContext) -> bool:
+    """The input is the reading asset's own earlier partitions (a chain)."""
+    try:
+        return context.asset_key in context.step_context.get_output_asset_keys()
+    except Exception:  # a context built outside a run
+        return False
 
 
 def _run_id(context: InputContext | OutputContext) -> str:

@@ -37,7 +37,7 @@ from quant_assets.factors.tables import (
 )
 from quant_assets.market.labels import labels_by_date
 from quant_assets.plotting import png_markdown
-from quant_assets.wiring import daily_table, partition_day, same_day, window
+from quant_assets.wiring import RANGE_IN_ONE_RUN, daily_table, partition_day, same_day, window
 from resources.settings import data_dir
 
 MAX_NAN_SHARE = 0.2
@@ -113,6 +113,7 @@ def _traded(bars: pd.DataFrame, day: pd.Timestamp) -> int:
 @daily_table(
     DAILY_FACTOR_VALUES,
     group="factors",
+    backfill_policy=RANGE_IN_ONE_RUN,
     kinds=("numba",),
     ins={"adjusted_bars": window(LOOKBACK_DAYS + 1)},
     check_specs=_checks("daily_factor_values"),
@@ -139,6 +140,7 @@ def daily_factor_values(context: AssetExecutionContext, adjusted_bars: pd.DataFr
 @daily_table(
     ALPHA158_VALUES,
     group="factors",
+    backfill_policy=RANGE_IN_ONE_RUN,
     kinds=("numba",),
     ins={
         "adjusted_bars": window(
@@ -218,6 +220,7 @@ def microstructure_values(
 @daily_table(
     NEWS_FACTOR_VALUES,
     group="factors",
+    backfill_policy=RANGE_IN_ONE_RUN,
     ins={
         "news_items": window(NEWS_LOOKBACK, columns=["date", "symbol", "sentiment"]),
         "universe": same_day(columns=["symbol"]),

@@ -3,6 +3,7 @@ what derives from them once for every later stage: minute bars, point-in-time ad
 factors, adjusted bars, news by trading day and the labels (forward returns) each close reveals.
 """
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -24,6 +25,7 @@ from dagster import (
 )
 
 from quant_assets.calendar import TRADING_DAYS, TZ, previous_trading_day, trading_days
+from quant_assets.day_range import by_day
 from quant_assets.market.adjustment import adjusted_day, adjustment_of_day
 from quant_assets.market.contract.dagster_types import contract_type
 from quant_assets.market.contract.tables import (
@@ -45,6 +47,7 @@ from quant_assets.market.validation.audit import audit
 from quant_assets.market.validation.ingest import clean_rows, ingest_file, quarantine_rows
 from quant_assets.wiring import (
     IO_MANAGER,
+    RANGE_IN_ONE_RUN,
     daily_table,
     partition_day,
     previous_day,
@@ -62,6 +65,7 @@ ACTIONS_WINDOW = 60
 @daily_table(
     UNIVERSE,
     group="market",
+    backfill_policy=RANGE_IN_ONE_RUN,
     check_specs=[
         AssetCheckSpec(
             "not_empty",
@@ -262,7 +266,10 @@ def _raw_asset(kind: str, name: str, description: str, with_bars: bool = False) 
         outs=_raw_outs(kind, name, description),
         ins=ins,
         check_specs=_ingest_checks(kind, name),
+        # the history's kinds; intraday files are ingested day by day
+        backfill_policy=None if with_bars else RANGE_IN_ONE_RUN,
     )
+    @functools.partial(by_day, ins=ins, own=name)
     def _assets(
         context: AssetExecutionContext,
         config: IngestConfig,
@@ -354,6 +361,7 @@ def minute_bars(context: AssetExecutionContext, raw_trades: pd.DataFrame) -> Ite
 @daily_table(
     ADJUSTMENT_FACTORS,
     group="market",
+    backfill_policy=RANGE_IN_ONE_RUN,
     ins={
         "raw_daily_bars": window(2, columns=["date", "symbol", "close", "preclose"]),
         "raw_corporate_actions": window(ACTIONS_WINDOW),
@@ -400,6 +408,7 @@ def adjustment_factors(
 @daily_table(
     ADJUSTED_BARS,
     group="market",
+    backfill_policy=RANGE_IN_ONE_RUN,
     ins={
         "raw_daily_bars": same_day(),
         "adjustment_factors": same_day(columns=["symbol", "factor"]),
@@ -448,6 +457,7 @@ def adjusted_bars(raw_daily_bars: pd.DataFrame, adjustment_factors: pd.DataFrame
 @daily_table(
     NEWS_ITEMS,
     group="market",
+    backfill_policy=RANGE_IN_ONE_RUN,
     ins={"raw_news": window(2)},
     check_specs=[
         AssetCheckSpec(
@@ -505,6 +515,7 @@ def _news_of_the_day(items: pd.DataFrame, day: pd.Timestamp) -> AssetCheckResult
 @daily_table(
     LABELS,
     group="market",
+    backfill_policy=RANGE_IN_ONE_RUN,
     ins={
         "adjusted_bars": window(
             LOOKBACK + 1, columns=["date", "symbol", "open", "close", "is_suspended"]
