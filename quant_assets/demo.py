@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 # Dagster's console logger prints every event at DEBUG; the demo prints one line per run.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Every run of the demo carries this tag: a new demo replaces the data of the previous one, and
+# once it has succeeded the previous demo's runs (and their event logs) are deleted.
+DEMO_TAG = {"quant/demo": "true"}
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,32 @@ def demo_window() -> DemoWindow:
     return DemoWindow(end=end, warmup=keys[:n_warmup], demo=keys[n_warmup:])
 
 
+def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
+    """Delete the finished runs of earlier demos (started before `since`, a timestamp): their
+    partitions were all rewritten by this demo, so they only hold disk. Returns how many."""
+    from dagster import RunsFilter
+
+    old = [
+        record.dagster_run.run_id
+        for record in instance.get_run_records(filters=RunsFilter(tags=DEMO_TAG))
+        if record.dagster_run.is_finished
+        and (record.start_time or record.create_timestamp.timestamp()) < since
+    ]
+    for run_id in old:
+        instance.delete_run(run_id)
+    return len(old)
+
+
 def _run(job: JobDefinition, days: list[str], instance: DagsterInstance, label: str) -> None:
     started = time.monotonic()
     for i, day in enumerate(days, 1):
         t0 = time.monotonic()
         result = job.execute_in_process(
-            run_config=QUIET, partition_key=day, instance=instance, raise_on_error=False
+            run_config=QUIET,
+            partition_key=day,
+            instance=instance,
+            tags=DEMO_TAG,
+            raise_on_error=False,
         )
         if not result.success:
             sys.exit(f"{job.name} failed for {day}; see the run in the Dagster UI (make ui)")
@@ -100,6 +123,7 @@ def main(window: DemoWindow) -> None:
 
     end, warmup, demo = window.end, window.warmup, window.demo
     instance = DagsterInstance.get()
+    started = time.time()
     print(
         f"History load: {len(warmup)} trading days {warmup[0]} .. {warmup[-1]} "
         "(daily bars, corporate actions, news, their factors and labels)",
@@ -121,6 +145,10 @@ def main(window: DemoWindow) -> None:
     print(f"[history] {len(warmup)} days in one run: {time.monotonic() - t0:.1f} s", flush=True)
     print(f"Daily pipeline: {len(demo)} trading days {demo[0]} .. {demo[-1]}", flush=True)
     _run(defs.resolve_job_def("daily_pipeline"), demo, instance, "daily")
+
+    pruned = prune_earlier_demos(instance, started)
+    if pruned:
+        print(f"Deleted the {pruned} runs of the previous demo (this one rewrote their days)")
 
     resources = defs.resources
     ch = resources["clickhouse"]

@@ -9,12 +9,14 @@ run), which keeps SQLAlchemy's compiled-statement cache, and commits with SQLite
 `synchronous=NORMAL`, the setting SQLite recommends for WAL databases (Dagster creates them
 in WAL mode): a crash of the process loses nothing and cannot corrupt a file, a power cut can
 lose the last events of a run. Connections are still opened per event (no pool), as Dagster
-does, so several processes (webserver, daemon, run workers) share the files as before.
+does, so several processes (webserver, daemon, run workers) share the files as before. A
+deleted run's file is removed rather than left empty.
 Production instances use PostgreSQL and are not concerned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -90,6 +92,20 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def delete_events(self, run_id: str) -> None:
+        """Delete a run's events, and its database file with them: Dagster empties the file
+        but leaves it on disk, so deleted runs would still hold their megabytes."""
+        super().delete_events(run_id)
+        with self._db_lock:
+            engine = self._engines.pop(run_id, None)
+            if engine is not None:
+                engine.dispose()
+            self._initialized_dbs.discard(run_id)
+            path = self.path_for_shard(run_id)
+            for leftover in (path, f"{path}-wal", f"{path}-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
 
     def dispose(self) -> None:
         with self._db_lock:

@@ -1,15 +1,18 @@
 """The embedded instance's event log (quant_assets/automation/event_log.py): the repository's
 dagster.yaml selects it, a real materialisation is stored and read back through it, its
-engines stay bounded, and its connections commit with synchronous=NORMAL."""
+engines stay bounded, its connections commit with synchronous=NORMAL, and a deleted run
+takes its file with it (which the demo relies on to replace its previous runs)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, asset, materialize
 
 from quant_assets.automation.event_log import KEPT_ENGINES, SqliteEventLogStorage
+from quant_assets.demo import DEMO_TAG, prune_earlier_demos
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,3 +62,26 @@ def test_without_dagster_home_or_base_dir_it_says_what_to_set(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match="set DAGSTER_HOME .* or give base_dir"):
         SqliteEventLogStorage()
+
+
+def test_a_new_demo_deletes_the_previous_demos_runs_and_their_files(tmp_path, monkeypatch):
+    home = _home(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    runs_dir = home / "history" / "runs"
+    instance = DagsterInstance.get()
+    try:
+        earlier = [materialize([answer], instance=instance, tags=DEMO_TAG).run_id for _ in "ab"]
+        other = materialize([answer], instance=instance).run_id  # not a demo run: kept
+        since = time.time()
+        latest = materialize([answer], instance=instance, tags=DEMO_TAG).run_id
+        assert all((runs_dir / f"{r}.db").exists() for r in earlier)
+
+        assert prune_earlier_demos(instance, since) == 2
+        assert {r.run_id for r in instance.get_runs()} == {other, latest}
+        assert not any((runs_dir / f"{r}.db").exists() for r in earlier)
+        assert not instance.all_logs(earlier[0])
+        event = instance.get_latest_materialization_event(AssetKey("answer"))
+        assert event is not None and event.run_id == latest
+        assert prune_earlier_demos(instance, time.time()) == 1  # the latest, by a later demo
+    finally:
+        instance.dispose()
