@@ -31,7 +31,8 @@ def folder_mb(path: Path) -> float:
 
 
 def one_demo(tree: Path, data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANT_", "DAGSTER_"))}
+    # the caller's QUANT_* settings apply (e.g. QUANT_DEMO_DAYS); the Makefile sets DAGSTER_HOME
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
     env["QUANT_DATA_DIR"] = str(data)
     out = subprocess.run(
         ["/usr/bin/time", "-v", "make", "-s", "-o", ".venv/.installed", "demo"],

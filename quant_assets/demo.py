@@ -75,7 +75,8 @@ def demo_window() -> DemoWindow:
 
 def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
     """Delete the finished runs of earlier demos (started before `since`, a timestamp): their
-    partitions were all rewritten by this demo, so they only hold disk. Returns how many."""
+    partitions were all rewritten by this demo, so they only hold disk (their event logs, and
+    their events in the index, which is then compacted). Returns how many."""
     from dagster import RunsFilter
 
     old = [
@@ -86,6 +87,9 @@ def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
     ]
     for run_id in old:
         instance.delete_run(run_id)
+    compact = getattr(instance.event_log_storage, "compact_index", None)
+    if old and compact is not None:  # the embedded event log: shrink its index file too
+        compact()
     return len(old)
 
 

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import dagster._check as check
 from dagster import Field, StringSource
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine, event
@@ -106,6 +107,14 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
             for leftover in (path, f"{path}-wal", f"{path}-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
+
+    def compact_index(self) -> None:
+        """Give the index file back the pages of deleted runs (SQLite's VACUUM): deleting
+        events frees pages inside the file but does not shrink it."""
+        with self._db_lock:
+            engine = self._engine(INDEX_SHARD_NAME)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM")
 
     def dispose(self) -> None:
         with self._db_lock:

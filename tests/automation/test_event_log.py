@@ -72,11 +72,17 @@ def test_a_new_demo_deletes_the_previous_demos_runs_and_their_files(tmp_path, mo
     try:
         earlier = [materialize([answer], instance=instance, tags=DEMO_TAG).run_id for _ in "ab"]
         other = materialize([answer], instance=instance).run_id  # not a demo run: kept
-        since = time.time()
-        latest = materialize([answer], instance=instance, tags=DEMO_TAG).run_id
         assert all((runs_dir / f"{r}.db").exists() for r in earlier)
 
-        assert prune_earlier_demos(instance, since) == 2
+        index = runs_dir / "index.db"
+        for _ in range(20):  # enough runs for the index to hold pages worth giving back
+            materialize([answer], instance=instance, tags=DEMO_TAG)
+        before = index.stat().st_size
+        since = time.time()
+        latest = materialize([answer], instance=instance, tags=DEMO_TAG).run_id
+
+        assert prune_earlier_demos(instance, since) == 22
+        assert index.stat().st_size < before  # the deleted runs' pages are given back
         assert {r.run_id for r in instance.get_runs()} == {other, latest}
         assert not any((runs_dir / f"{r}.db").exists() for r in earlier)
         assert not instance.all_logs(earlier[0])
