@@ -6,10 +6,12 @@ reads each input once for the whole range (the IO manager serves the union of th
 windows), and for every day hands the body exactly what that day's own run would read: the
 same day's rows, the window of trading days ending on it, or for a chain (`previous_day` of
 itself) what the body returned for the day before. The days' frames are concatenated into one
-output per asset, which the IO manager writes back as one partition per day; the days' check
-results become one result (failed if any day failed, with those days named). So a range run
-stores what the day-by-day runs would have stored, with the run, step, event and IO overhead
-paid once instead of once a day.
+output per asset, which the IO manager writes back as one partition per day (an output that
+is not a frame, such as a model, becomes a mapping day -> value for its IO manager); each
+day's output metadata goes to that day's materialization, so the UI's per-partition plots
+look as they would after daily runs; the days' check results become one result (failed if
+any day failed, with those days named). So a range run stores what the day-by-day runs would
+have stored, with the run, step, event and IO overhead paid once instead of once a day.
 
 A day whose output the body withholds (an audit that failed) stops the range before anything
 is published: the step fails naming that day.
@@ -35,7 +37,7 @@ from dagster import (
 )
 
 from quant_assets.calendar import TRADING_DAYS
-from resources.clickhouse_io import COLUMNS_KEY, ROW_DAYS_KEY, WITHHELD_KEY
+from resources.clickhouse_io import COLUMNS_KEY, EXPRESSIONS_KEY, ROW_DAYS_KEY, WITHHELD_KEY
 
 # The day a range step is computing now (read by wiring.partition_day).
 CURRENT_DAY: ContextVar[pd.Timestamp | None] = ContextVar("current_day", default=None)
@@ -56,9 +58,13 @@ def _offsets(spec: AssetIn) -> tuple[int, int]:
 
 
 def _requested(spec: AssetIn) -> list[str] | None:
+    """The columns a one-day run of the input reads: those asked for and the computed ones."""
     meta = spec.metadata or {}
     columns = meta.get(COLUMNS_KEY)
-    return list(getattr(columns, "value", columns)) if columns is not None else None
+    if columns is None:
+        return None
+    computed = meta.get(EXPRESSIONS_KEY) or {}
+    return [*getattr(columns, "value", columns), *getattr(computed, "value", computed)]
 
 
 class _DayInputs:
@@ -82,6 +88,8 @@ class _DayInputs:
         chain = (spec.key is not None and spec.key.to_user_string() == self.own) or (
             spec.key is None and name == self.own
         )
+        if isinstance(frame, Mapping):  # a value per day (a model): the day's own
+            return frame[day]
         if chain and not first:
             assert self.previous is not None
             frame = self.previous
@@ -113,7 +121,6 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
         inputs = _DayInputs(own, ins, {k: v for k, v in kwargs.items() if k in ins})
         frames: dict[str | None, list[pd.DataFrame]] = {}
         spans: dict[str | None, list[tuple[str, int]]] = {}  # the rows of each day, in order
-        metadata: dict[str | None, dict] = {}
         checks: dict[tuple, list[tuple[str, AssetCheckResult]]] = {}
         for i, day in enumerate(days):
             token = CURRENT_DAY.set(pd.Timestamp(day))
@@ -133,8 +140,11 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
                             )
                         value = item.value
                         frames.setdefault(item.output_name, []).append(value)
-                        spans.setdefault(item.output_name, []).append((day, len(value)))
-                        metadata[item.output_name] = meta
+                        if isinstance(value, pd.DataFrame):
+                            spans.setdefault(item.output_name, []).append((day, len(value)))
+                        if meta:
+                            key = context.asset_key_for_output(item.output_name or "result")
+                            context.add_asset_metadata(meta, asset_key=key, partition_key=day)
                         if item.output_name in (None, "result") or len(frames) == 1:
                             inputs.previous = value
                     elif isinstance(item, AssetCheckResult):
@@ -144,10 +154,14 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
             finally:
                 CURRENT_DAY.reset(token)
         for name, parts in frames.items():
-            meta = {**metadata[name], "days": len(days), "range": f"{days[0]}..{days[-1]}"}
-            value = pd.concat(parts, ignore_index=True)
-            # a frame without a date column (the IO manager fills it) says which rows are which day
-            value.attrs[ROW_DAYS_KEY] = spans[name]
+            meta = {"days": len(days), "range": f"{days[0]}..{days[-1]}"}
+            if name in spans:
+                value = pd.concat(parts, ignore_index=True)
+                # a frame without a date column (the IO manager fills it) says which rows are
+                # which day
+                value.attrs[ROW_DAYS_KEY] = spans[name]
+            else:
+                value = dict(zip(days, parts, strict=True))
             yield (
                 Output(value, metadata=meta)
                 if name is None

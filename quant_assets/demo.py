@@ -1,10 +1,11 @@
 """`make demo`: run the daily pipeline over the simulated market on the embedded stack.
 
 Loads the history the daily pipeline's windows read (daily bars, corporate actions, news and
-the factors and labels they give, for the warm-up days), then runs the whole daily pipeline for
-the demo days, one Dagster run per trading day in the persistent instance under $DAGSTER_HOME
-(so the UI shows every run, materialisation and check), and prints the last day's
-recommendations.
+the factors and labels they give, for the warm-up days) in one run, then runs the whole daily
+pipeline for the demo days in runs of QUANT_DEMO_DAYS_PER_RUN days (a backfill: each asset
+computes the run's days in order, exactly as day-by-day runs would), in the persistent
+instance under $DAGSTER_HOME (so the UI shows every run, and every partition's
+materialisation and checks), and prints the last day's recommendations.
 """
 
 from __future__ import annotations
@@ -93,23 +94,41 @@ def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
     return len(old)
 
 
-def _run(job: JobDefinition, days: list[str], instance: DagsterInstance, label: str) -> None:
+def _run(
+    job: JobDefinition, days: list[str], per_run: int, instance: DagsterInstance, label: str
+) -> None:
+    """`job` over `days` in runs of `per_run` days (a partition range each: every asset one
+    step that computes the days in order), one progress line a run."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
     started = time.monotonic()
-    for i, day in enumerate(days, 1):
+    for i in range(0, len(days), per_run):
+        chunk = days[i : i + per_run]
         t0 = time.monotonic()
+        range_tags = {
+            ASSET_PARTITION_RANGE_START_TAG: chunk[0],
+            ASSET_PARTITION_RANGE_END_TAG: chunk[-1],
+        }
         result = job.execute_in_process(
             run_config=QUIET,
-            partition_key=day,
             instance=instance,
-            tags=DEMO_TAG,
+            tags={**DEMO_TAG, **range_tags},
             raise_on_error=False,
         )
         if not result.success:
-            sys.exit(f"{job.name} failed for {day}; see the run in the Dagster UI (make ui)")
+            sys.exit(
+                f"{job.name} failed for {chunk[0]}..{chunk[-1]}; see the run in the Dagster UI "
+                "(make ui)"
+            )
+        done = i + len(chunk)
         elapsed = time.monotonic() - started
-        eta = elapsed / i * (len(days) - i)
+        eta = elapsed / done * (len(days) - done)
+        span = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
         print(
-            f"[{label} {i:>3}/{len(days)}] {day}  {time.monotonic() - t0:5.1f} s"
+            f"[{label} {done:>3}/{len(days)}] {span}  {time.monotonic() - t0:5.1f} s"
             f"   elapsed {elapsed:6.0f} s, about {eta:4.0f} s left",
             flush=True,
         )
@@ -118,10 +137,6 @@ def _run(job: JobDefinition, days: list[str], instance: DagsterInstance, label: 
 def main(window: DemoWindow) -> None:
     """Load the history, run the daily pipeline over the demo days, print the last day's picks."""
     from dagster import DagsterInstance
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from quant_assets.definitions import defs
 
@@ -133,22 +148,11 @@ def main(window: DemoWindow) -> None:
         "(daily bars, corporate actions, news, their factors and labels)",
         flush=True,
     )
-    t0 = time.monotonic()
     # one run, one step per asset for all the days (a single-run backfill)
-    result = defs.resolve_job_def("history_load").execute_in_process(
-        run_config=QUIET,
-        instance=instance,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: warmup[0],
-            ASSET_PARTITION_RANGE_END_TAG: warmup[-1],
-        },
-        raise_on_error=False,
-    )
-    if not result.success:
-        sys.exit("history_load failed; see the run in the Dagster UI (make ui)")
-    print(f"[history] {len(warmup)} days in one run: {time.monotonic() - t0:.1f} s", flush=True)
+    _run(defs.resolve_job_def("history_load"), warmup, len(warmup), instance, "history")
     print(f"Daily pipeline: {len(demo)} trading days {demo[0]} .. {demo[-1]}", flush=True)
-    _run(defs.resolve_job_def("daily_pipeline"), demo, instance, "daily")
+    per_run = setting("QUANT_DEMO_DAYS_PER_RUN")
+    _run(defs.resolve_job_def("daily_pipeline"), demo, per_run, instance, "daily")
 
     pruned = prune_earlier_demos(instance, started)
     if pruned:

@@ -34,6 +34,11 @@ from resources.clickhouse_io import COLUMNS_KEY, EXPRESSIONS_KEY, WINDOW_KEY, ta
 IO_MANAGER = "clickhouse_io"
 # The history's assets: a backfill of a range is one run, each asset one step for all its days.
 RANGE_IN_ONE_RUN = BackfillPolicy.single_run()
+# The other daily assets (ticks and order books among their inputs) backfill a range in runs of
+# at most this many days, each asset one step a run: a day of realistic order books is ~0.5M
+# rows, so a run's memory stays within a few GB.
+DAYS_PER_RUN = 10
+RANGE_IN_RUNS = BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN)
 # Dagster marks the `backfill_policy` parameter beta at every asset that sets it: nothing for a
 # user to act on (the policy is ours, and Dagster is pinned).
 warnings.filterwarnings(
@@ -114,9 +119,10 @@ def daily_table(
     **asset_kwargs: object,
 ) -> Callable:
     """`@asset` of a trading-day partition stored in `spec`'s table, named like the table.
-    Its body is written for one day; given a partition range (a single-run backfill, for
-    assets declared with `backfill_policy=RANGE_IN_ONE_RUN`) it runs day by day in one step
-    (quant_assets/day_range.py)."""
+    Its body is written for one day; given a partition range (a backfill: in one run for
+    assets declared with `backfill_policy=RANGE_IN_ONE_RUN`, in runs of `DAYS_PER_RUN` days
+    by default) it runs day by day in one step (quant_assets/day_range.py)."""
+    asset_kwargs.setdefault("backfill_policy", RANGE_IN_RUNS)
     make = asset(
         name=spec.name,
         partitions_def=TRADING_DAYS,

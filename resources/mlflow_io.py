@@ -14,13 +14,21 @@ from __future__ import annotations
 import importlib
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
-from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext
+from dagster import (
+    ConfigurableIOManager,
+    DagsterType,
+    Failure,
+    InputContext,
+    OutputContext,
+    TypeCheckContext,
+)
 from mlflow.entities import Metric, Run
 from mlflow.models import infer_signature
 
@@ -58,6 +66,20 @@ class ModelArtifact:
     files: dict[str, str | bytes] = field(default_factory=dict)
 
 
+def _is_model_or_models(_context: TypeCheckContext, value: object) -> bool:
+    return isinstance(value, ModelArtifact) or (
+        isinstance(value, Mapping) and all(isinstance(v, ModelArtifact) for v in value.values())
+    )
+
+
+# What a model input holds: one ModelArtifact, or {day: ModelArtifact} in a range step.
+MODEL_INPUT = DagsterType(
+    type_check_fn=_is_model_or_models,
+    name="ModelArtifact",
+    description="A model logged in MLflow (in a step over several days, one per day)",
+)
+
+
 class MLflowModelIOManager(ConfigurableIOManager):
     """Stores `ModelArtifact`s as MLflow runs and loads them back by asset and partition.
 
@@ -75,9 +97,29 @@ class MLflowModelIOManager(ConfigurableIOManager):
 
     mlflow_tracking: MLflowResource
 
-    def handle_output(self, context: OutputContext, obj: ModelArtifact) -> None:
+    def handle_output(
+        self, context: OutputContext, obj: ModelArtifact | Mapping[str, ModelArtifact]
+    ) -> None:
+        """Log the model of the partition; a range step (a backfill in one run) gives one
+        model per day, `{day: artifact}`, each logged as that day's run would log it."""
         asset = context.asset_key.to_user_string()
-        partition = context.partition_key if context.has_partition_key else ""
+        days = sorted(context.asset_partition_keys) if context.has_asset_partitions else [""]
+        if len(days) == 1:
+            artifact = obj[days[0]] if isinstance(obj, Mapping) else obj
+            context.add_output_metadata(self._log(context, asset, days[0], artifact))
+            return
+        if not isinstance(obj, Mapping) or sorted(obj) != days:
+            raise Failure(f"{asset} over {days[0]}..{days[-1]} must give one model per day")
+        for day in days:  # each day's run, model and metadata on its own partition
+            context.step_context.add_asset_metadata(
+                self._log(context, asset, day, obj[day]),
+                asset_key=context.asset_key,
+                partition_key=day,
+            )
+
+    def _log(
+        self, context: OutputContext, asset: str, partition: str, obj: ModelArtifact
+    ) -> dict[str, object]:
         family = obj.family or obj.flavor
         experiment = self.mlflow_tracking.setup()
         flavor = importlib.import_module(f"mlflow.{obj.flavor}")
@@ -120,20 +162,26 @@ class MLflowModelIOManager(ConfigurableIOManager):
             raise
         mlflow.end_run()
         replaced = _retire_earlier_runs(client, experiment, tags, run.info.run_id)
-        context.add_output_metadata(
-            {
-                "mlflow_run_id": run.info.run_id,
-                "model_uri": info.model_uri,
-                "model_name": model_name,
-                "replaced_runs": ", ".join(replaced) or "none",
-                "features": len(obj.features),
-                **{k: float(v) for k, v in obj.metrics.items()},
-            }
-        )
+        return {
+            "mlflow_run_id": run.info.run_id,
+            "model_uri": info.model_uri,
+            "model_name": model_name,
+            "replaced_runs": ", ".join(replaced) or "none",
+            "features": len(obj.features),
+            **{k: float(v) for k, v in obj.metrics.items()},
+        }
 
-    def load_input(self, context: InputContext) -> ModelArtifact:
+    def load_input(self, context: InputContext) -> ModelArtifact | dict[str, ModelArtifact]:
+        """The model of the reading partition; for a range step, `{day: model}`."""
         asset = context.asset_key.to_user_string()
-        partition = context.asset_partition_key if context.has_asset_partitions else ""
+        if not context.has_asset_partitions:
+            return self._load(asset, "")
+        days = sorted(context.asset_partition_keys)
+        if len(days) == 1:
+            return self._load(asset, days[0])
+        return {day: self._load(asset, day) for day in days}
+
+    def _load(self, asset: str, partition: str) -> ModelArtifact:
         experiment = self.mlflow_tracking.setup()
         runs = mlflow.search_runs(
             [experiment],

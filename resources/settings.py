@@ -230,6 +230,14 @@ _DECLARED = (
         minimum=4,
     ),
     Setting(
+        "QUANT_DEMO_DAYS_PER_RUN",
+        "int",
+        10,
+        "demo days per Dagster run of the daily pipeline (each asset computes them day by "
+        "day in one step); 1 gives one run per day, as the daily schedule does",
+        minimum=1,
+    ),
+    Setting(
         "QUANT_DEMO_WARMUP_DAYS",
         "int",
         50,

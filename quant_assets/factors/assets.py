@@ -315,7 +315,7 @@ def factor_screening(
     )
     summary.insert(0, "factor_set", summary.index.map(origin))
     prices = adjusted_bars.pivot(index="date", columns="symbol", values="close")
-    folder = data_dir() / "reports" / "factors" / context.partition_key
+    folder = data_dir() / "reports" / "factors" / f"{partition_day(context):%Y-%m-%d}"
     folder.mkdir(parents=True, exist_ok=True)
     plots = []
     # Reports of the strongest factors with a full window (a factor added lately has too few

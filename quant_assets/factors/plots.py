@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from quant_assets.plotting import to_png
+from quant_assets.plotting import set_margins, to_png
 
 from .evaluation import FactorReport
 
@@ -24,7 +24,7 @@ def plot_ic(report: FactorReport, period: int | None = None, window: int = 22) -
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_title(f"Rank IC, {period}-period forward return (mean {ic.mean():.4f})")
     ax.legend(loc="upper left")
-    fig.tight_layout()
+    set_margins(fig)
     return fig
 
 
@@ -42,7 +42,7 @@ def plot_quantile_returns(report: FactorReport) -> Figure:
     ax.set_ylabel("mean forward return (bp)")
     ax.set_xticks(list(table.index))
     ax.legend()
-    fig.tight_layout()
+    set_margins(fig, left=0.9, top=0.2)
     return fig
 
 
@@ -53,7 +53,7 @@ def plot_cumulative_spread(report: FactorReport) -> Figure:
     ax.plot(cum.index, cum.to_numpy(), color="darkgreen")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_title("Cumulative top-minus-bottom return")
-    fig.tight_layout()
+    set_margins(fig)
     return fig
 
 

@@ -48,6 +48,7 @@ from quant_assets.market.validation.ingest import clean_rows, ingest_file, quara
 from quant_assets.wiring import (
     IO_MANAGER,
     RANGE_IN_ONE_RUN,
+    RANGE_IN_RUNS,
     daily_table,
     partition_day,
     previous_day,
@@ -266,8 +267,8 @@ def _raw_asset(kind: str, name: str, description: str, with_bars: bool = False) 
         outs=_raw_outs(kind, name, description),
         ins=ins,
         check_specs=_ingest_checks(kind, name),
-        # the history's kinds; intraday files are ingested day by day
-        backfill_policy=None if with_bars else RANGE_IN_ONE_RUN,
+        # the history's kinds in one run; intraday files, heavier, in runs of a few days
+        backfill_policy=RANGE_IN_RUNS if with_bars else RANGE_IN_ONE_RUN,
     )
     @functools.partial(by_day, ins=ins, own=name)
     def _assets(

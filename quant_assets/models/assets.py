@@ -1,6 +1,7 @@
 """Model stage: a LightGBM model trained each day on a window of the active factors and the
 labels known by the day's close, stored in MLflow, and the day's scores from it."""
 
+import functools
 import math
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from dagster import (
 from pydantic import Field
 
 from quant_assets.calendar import TRADING_DAYS
+from quant_assets.day_range import by_day
 from quant_assets.factors.daily_set import DAILY_FACTORS
 from quant_assets.factors.panel import factor_panel
 from quant_assets.market.labels import labels_by_date
@@ -28,8 +30,8 @@ from quant_assets.models.lgbm import fit_lgbm
 from quant_assets.models.plots import importance_png
 from quant_assets.models.tables import PREDICTIONS
 from quant_assets.plotting import png_markdown
-from quant_assets.wiring import daily_table, partition_day, same_day, window
-from resources.mlflow_io import ModelArtifact
+from quant_assets.wiring import RANGE_IN_RUNS, daily_table, partition_day, same_day, window
+from resources.mlflow_io import MODEL_INPUT, ModelArtifact
 
 # Trading days of factors and labels a model may train on (the config can use fewer).
 TRAIN_WINDOW = 62
@@ -57,16 +59,20 @@ def _panel(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return panel
 
 
+MODEL_INS = {
+    "active_factors": same_day(columns=["factor"]),
+    **{name: window(TRAIN_WINDOW) for name in FACTOR_SETS},
+    "labels": window(TRAIN_WINDOW, columns=["date", "symbol", LABEL]),
+}
+
+
 @asset(
     partitions_def=TRADING_DAYS,
     group_name="models",
     io_manager_key="mlflow_model_io",
     kinds={"lightgbm", "mlflow"},
-    ins={
-        "active_factors": same_day(columns=["factor"]),
-        **{name: window(TRAIN_WINDOW) for name in FACTOR_SETS},
-        "labels": window(TRAIN_WINDOW, columns=["date", "symbol", LABEL]),
-    },
+    ins=MODEL_INS,
+    backfill_policy=RANGE_IN_RUNS,
     check_specs=[
         AssetCheckSpec(
             "metrics_finite",
@@ -76,6 +82,7 @@ def _panel(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         )
     ],
 )
+@functools.partial(by_day, ins=MODEL_INS, own="lgbm_model")  # a range: one model a day
 def lgbm_model(
     context: AssetExecutionContext,
     config: TrainConfig,
@@ -150,7 +157,7 @@ def lgbm_model(
     group="models",
     kinds=("lightgbm",),
     ins={
-        "lgbm_model": AssetIn(),
+        "lgbm_model": AssetIn(dagster_type=MODEL_INPUT),
         **{name: same_day() for name in FACTOR_SETS},
     },
     check_specs=[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from quant_assets.plotting import to_png
+from quant_assets.plotting import set_margins, to_png
 
 
 def importance_png(importance: pd.Series, top: int = 25) -> bytes:
@@ -16,5 +16,6 @@ def importance_png(importance: pd.Series, top: int = 25) -> bytes:
     ax.barh(shown.index.astype(str), shown.to_numpy(), color="steelblue")
     ax.set_xlabel(str(importance.name or "importance"))
     ax.set_title(f"Feature importance (top {len(shown)} of {len(importance)})")
-    fig.tight_layout()
+    # room for the longest feature name (about 0.09 in a character at the default 10 pt)
+    set_margins(fig, left=0.3 + 0.09 * max((len(str(n)) for n in shown.index), default=4))
     return to_png(fig)

@@ -63,19 +63,13 @@ def recommendations(
     perf = realised_returns(signals, labels)
     summary = performance_summary(perf["portfolio"], perf["universe"]) if len(perf) >= 2 else {}
     shown = recs[["rank", "symbol", "name", "industry", "close", "score", "weight"]]
-    plot = (
-        {
-            "track_record_plot": MetadataValue.md(
-                png_markdown(equity_curve_png(perf), "track record")
-            )
-        }
-        if len(perf) >= 2
-        else {}
-    )
-    report = data_dir() / "reports" / f"{context.partition_key}.html"
+    png = equity_curve_png(perf) if len(perf) >= 2 else None
+    plot = {"track_record_plot": MetadataValue.md(png_markdown(png, "track record"))} if png else {}
+    key = f"{day:%Y-%m-%d}"
+    report = data_dir() / "reports" / f"{key}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(
-        render_daily_report(context.partition_key, str(for_day.date()), shown, perf, summary),
+        render_daily_report(key, str(for_day.date()), shown, perf, summary, png),
         encoding="utf-8",
     )
     yield Output(

@@ -8,7 +8,7 @@ import html
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from quant_assets.plotting import to_png
+from quant_assets.plotting import set_margins, to_png
 
 
 def equity_curve_png(perf: pd.DataFrame) -> bytes:
@@ -18,14 +18,20 @@ def equity_curve_png(perf: pd.DataFrame) -> bytes:
     ax.set_title("Realised returns of the daily top-N, bought at the next open (before costs)")
     ax.set_ylabel("growth of 1")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    set_margins(fig, bottom=0.8)  # pandas' date axis: days above months
     return to_png(fig)
 
 
 def render_daily_report(
-    day: str, for_day: str, recommendations: pd.DataFrame, perf: pd.DataFrame, summary: dict
+    day: str,
+    for_day: str,
+    recommendations: pd.DataFrame,
+    perf: pd.DataFrame,
+    summary: dict,
+    plot: bytes | None = None,
 ) -> str:
-    """A self-contained HTML page (the plot is embedded)."""
+    """A self-contained HTML page; the track record's plot (`equity_curve_png(perf)`, drawn
+    here unless given) is embedded."""
     parts = [
         f"<html><head><meta charset='utf-8'><title>Recommendations {html.escape(for_day)}</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
@@ -35,7 +41,7 @@ def render_daily_report(
         recommendations.to_html(index=False, float_format=lambda v: f"{v:.4f}"),
     ]
     if len(perf) >= 2:
-        png = base64.b64encode(equity_curve_png(perf)).decode()
+        png = base64.b64encode(plot or equity_curve_png(perf)).decode()
         stats = pd.Series(summary, name="value").to_frame()
         parts += [
             f"<h2>Track record ({len(perf)} days)</h2>",
