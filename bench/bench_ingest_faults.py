@@ -105,18 +105,18 @@ class FaultyClickHouse(ClickHouseResource):
             raise OSError(errno.ENOSPC, "No space left on device (injected)", table)
         super().insert(client, table, df, constants)
 
-    def stage_partition(self, client, spec, df, day, tag="", **keys) -> StagedPartition:
-        staged = super().stage_partition(client, spec, df, day, tag, **keys)
+    def stage_partitions(self, client, spec, df, days, tag="", **keys) -> list[StagedPartition]:
+        staged = super().stage_partitions(client, spec, df, days, tag, **keys)
         if self.fault == "corrupt_staging" and spec.name == "raw_trades":
             client.command(
-                f"ALTER TABLE {staged.staging} DELETE WHERE trade_id % 7 = 0 "
+                f"ALTER TABLE {staged[0].staging} DELETE WHERE trade_id % 7 = 0 "
                 "SETTINGS mutations_sync = 2"
             )
         return staged
 
-    def swap_in(self, client, staged: StagedPartition) -> None:
-        super().swap_in(client, staged)
-        if self.fault == "kill_mid_swap" and staged.table.endswith(".raw_trades"):
+    def swap_in(self, client, *staged: StagedPartition) -> None:
+        super().swap_in(client, *staged)
+        if self.fault == "kill_mid_swap" and staged[0].table.endswith(".raw_trades"):
             os.kill(os.getpid(), signal.SIGKILL)  # the quarantine's swap never runs
 
 

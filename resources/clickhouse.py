@@ -12,7 +12,7 @@ import contextlib
 import os
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -284,7 +284,7 @@ class ClickHouseResource(ConfigurableResource):
         try:
             self.swap_in(client, staged)
         finally:
-            self.drop_staging(client, staged)
+            self.drop_staging(client, staged.staging)
         self.clear_old_parts(client, staged.table)
         return staged.rows
 
@@ -307,31 +307,61 @@ class ClickHouseResource(ConfigurableResource):
         dropped first. An empty frame stages nothing: its swap drops the partition (ClickHouse
         refuses to replace from an empty source).
         """
-        self.ensure_table(client, spec)
         day = pd.Timestamp(day).strftime("%Y-%m-%d")
-        values = [day, *keys.values()]
-        literal = f"'{day}'" if not keys else "(" + ", ".join(f"'{v}'" for v in values) + ")"
+        return self.stage_partitions(client, spec, df, [day], tag, **keys)[0]
+
+    def stage_partitions(
+        self,
+        client: Client,
+        spec: TableSpec,
+        df: pd.DataFrame,
+        days: Sequence[str],
+        tag: str = "",
+        **keys: str,
+    ) -> list[StagedPartition]:
+        """`stage_partition` for several days (YYYY-MM-DD) at once: the rows of every day in
+        one staging table, written in one insert, one StagedPartition per day (a day without
+        rows stages nothing, and its swap drops the partition). With more than one day, `df`
+        must have the `date` column, and each of its rows must be one of `days`."""
+        self.ensure_table(client, spec)
         target = f"{self.database}.{spec.name}"
-        suffix = "_".join(str(v) for v in values).replace("-", "")
+        literals = {
+            d: f"'{d}'"
+            if not keys
+            else "(" + ", ".join(f"'{v}'" for v in (d, *keys.values())) + ")"
+            for d in days
+        }
+        span = days[0] if len(days) == 1 else f"{days[0]}_{days[-1]}"
+        suffix = "_".join(str(v) for v in (span, *keys.values())).replace("-", "")
         staging = f"{target}{STAGING_MARK}{suffix}" + (f"_{tag}" if tag else "")
-        if df.empty:
-            return StagedPartition(target, staging, literal, 0)
         # partition columns the frame leaves out take the partition's value (no frame copy)
         constants = {
             c: v
-            for c, v in {"date": pd.Timestamp(day), **keys}.items()
+            for c, v in {"date": pd.Timestamp(days[0]), **keys}.items()
             if c in spec.columns and c not in df.columns
         }
-        mismatched = np.zeros(len(df), bool)
+        if "date" in constants and len(days) > 1:
+            raise ValueError(f"{spec.name}: rows of {len(days)} days need their date column")
         if "date" in df.columns:
-            mismatched |= _dates(df["date"]) != np.datetime64(day, "D")
+            row_days = _dates(df["date"])
+            mismatched = ~np.isin(row_days, np.array(days, dtype="datetime64[D]"))
+        else:
+            row_days = np.full(len(df), np.datetime64(days[0], "D"))
+            mismatched = np.zeros(len(df), bool)
         for col, value in keys.items():
             if col in df.columns:
                 mismatched |= df[col].astype(str).ne(value).to_numpy()
         if mismatched.any():
+            shown = ", ".join(literals.values())
+            where = "partition" if len(days) == 1 else "partitions"
             raise ValueError(
-                f"{spec.name}: {int(mismatched.sum())} rows are not in partition {literal}"
+                f"{spec.name}: {int(mismatched.sum())} rows are not in {where} {shown}"
             )
+        found, counts = np.unique(row_days, return_counts=True)
+        rows = dict(zip(found.astype(str), counts.tolist(), strict=True))
+        staged = [StagedPartition(target, staging, literals[d], rows.get(d, 0)) for d in days]
+        if df.empty:
+            return staged
         client.command(f"DROP TABLE IF EXISTS {staging}")
         client.command(f"CREATE TABLE {staging} AS {target}")
         try:
@@ -341,37 +371,42 @@ class ClickHouseResource(ConfigurableResource):
         except BaseException:
             client.command(f"DROP TABLE IF EXISTS {staging}")
             raise
-        return StagedPartition(target, staging, literal, len(df))
+        return staged
 
-    def staged_rows(self, client: Client, staged: StagedPartition) -> int:
-        """Rows the staging table holds (what a swap would publish)."""
-        if not staged.rows:
-            return 0
-        return int(client.command(f"SELECT count() FROM {staged.staging}"))
+    def staged_counts(self, client: Client, staging: str) -> dict[str, int]:
+        """Rows a staging table holds per day (what its swaps would publish)."""
+        counts = client.query(
+            f"SELECT toString(date), count() FROM {staging} GROUP BY date"
+        ).result_rows
+        return {day: int(n) for day, n in counts}
 
-    def swap_in(self, client: Client, staged: StagedPartition) -> None:
-        """Publish a staged partition: one atomic REPLACE PARTITION (DROP for an empty day).
-        Repeatable while the staging table exists, so a publication can be rolled forward."""
-        if staged.rows:
-            client.command(
-                f"ALTER TABLE {staged.table} REPLACE PARTITION {staged.literal} "
-                f"FROM {staged.staging}"
-            )
-        else:
-            client.command(f"ALTER TABLE {staged.table} DROP PARTITION {staged.literal}")
+    def swap_in(self, client: Client, *staged: StagedPartition) -> None:
+        """Publish staged partitions of one table: one ALTER of atomic REPLACE PARTITIONs (DROP
+        for an empty day). Repeatable while the staging tables exist, so a publication can be
+        rolled forward."""
+        tables = {s.table for s in staged}
+        if len(tables) != 1:
+            raise ValueError(f"swap_in takes partitions of one table, not {sorted(tables)}")
+        commands = ", ".join(
+            f"REPLACE PARTITION {s.literal} FROM {s.staging}"
+            if s.rows
+            else f"DROP PARTITION {s.literal}"
+            for s in staged
+        )
+        client.command(f"ALTER TABLE {staged[0].table} {commands}")
 
-    def drop_staging(self, client: Client, staged: StagedPartition) -> None:
+    def drop_staging(self, client: Client, staging: str) -> None:
         """Drop a staging table; in the embedded engine its files go at once (SYNC) instead of
         waiting 8 minutes in `metadata_dropped` for a process that may have ended."""
         if not self.embedded:
-            client.command(f"DROP TABLE IF EXISTS {staged.staging}")
+            client.command(f"DROP TABLE IF EXISTS {staging}")
             return
-        database, name = staged.staging.split(".", 1)
+        database, name = staging.split(".", 1)
         paths = client.query(
             "SELECT data_paths FROM system.tables WHERE database = %(db)s AND name = %(t)s",
             parameters={"db": database, "t": name},
         ).result_rows
-        client.command(f"DROP TABLE IF EXISTS {staged.staging} SYNC")
+        client.command(f"DROP TABLE IF EXISTS {staging} SYNC")
         for path in paths[0][0] if paths else []:
             # store/<3 hex>/<uuid>/: the table's folder is gone, its prefix folder stays behind
             with contextlib.suppress(OSError):  # not empty: another table shares the prefix

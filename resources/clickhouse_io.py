@@ -27,6 +27,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 from dagster import (
@@ -147,7 +148,6 @@ class ClickHouseIOManager(ConfigurableIOManager):
             raise Failure(f"{asset} is not partitioned: its table {spec.name} is written by day")
         days = sorted(context.asset_partition_keys)
         _refuse_unknown_partition(context, asset, days)
-        by_day = _split_by_day(obj, days, asset)
         label = _slice_label(slice_values)
         group = list(_value(context.definition_metadata, PUBLISH_WITH_KEY, []) or []) or [asset]
         rows, ready = 0, []
@@ -162,10 +162,15 @@ class ClickHouseIOManager(ConfigurableIOManager):
                     + published(self.clickhouse, client, spec.name, label, days[-1]),
                     metadata={"asset": asset, "partition": days[-1], "withheld": str(withheld)},
                 )
-            for day in days:
-                staged = self.clickhouse.stage_partition(
-                    client, spec, by_day[day], day, tag=run_tag(context.run_id), **slice_values
-                )
+            staged_days = self.clickhouse.stage_partitions(
+                client,
+                spec,
+                _with_dates(obj, days, asset),
+                days,
+                run_tag(context.run_id),
+                **slice_values,
+            )
+            for day, staged in zip(days, staged_days, strict=True):
                 rows += staged.rows
                 waiting = self._pending.setdefault((context.run_id, day), {})
                 waiting[asset] = Part(staged, spec.name, label, day)
@@ -194,14 +199,16 @@ class ClickHouseIOManager(ConfigurableIOManager):
 
     def _verify(self, client: Client, parts: list[Part]) -> None:
         """The staged tables hold exactly what the step wrote, or nothing is published."""
+        stagings = {p.staged.staging for p in parts if p.staged.rows}
+        counts = {t: self.clickhouse.staged_counts(client, t) for t in sorted(stagings)}
         wrong = [
-            f"{p.staged.staging}: {n:,} rows staged of {p.staged.rows:,} written"
+            f"{p.staged.staging} {p.date}: {n:,} rows staged of {p.staged.rows:,} written"
             for p in parts
-            if (n := self.clickhouse.staged_rows(client, p.staged)) != p.staged.rows
+            if p.staged.rows and (n := counts[p.staged.staging].get(p.date, 0)) != p.staged.rows
         ]
         if wrong:
-            for p in parts:
-                self.clickhouse.drop_staging(client, p.staged)
+            for staging in sorted(stagings):
+                self.clickhouse.drop_staging(client, staging)
             raise Failure(
                 description="the staged write does not hold what was written, nothing was "
                 "published: " + "; ".join(wrong),
@@ -370,29 +377,27 @@ def _refuse_unknown_partition(
         )
 
 
-def _split_by_day(obj: pd.DataFrame, days: list[str], asset: str) -> dict[str, pd.DataFrame]:
-    """One frame per day of the output's partitions: a one-day output as it is, a range's
-    (a single-run backfill) cut by its date column."""
+def _with_dates(obj: pd.DataFrame, days: list[str], asset: str) -> pd.DataFrame:
+    """The output as it is staged: a one-day output as it is, a range's (a single-run backfill)
+    with each row's day in its date column (from the range's row spans when the frame has
+    none), every row in the range."""
     if len(days) == 1:
-        return {days[0]: obj}
+        return obj
     spans = obj.attrs.get(ROW_DAYS_KEY)
-    if spans is not None and sum(n for _, n in spans) == len(obj):
-        out, start = {d: obj.iloc[:0] for d in days}, 0
-        for day, n in spans:
-            out[day] = obj.iloc[start : start + n]
-            start += n
-        stray = sorted(set(out) - set(days))
-        if stray:
-            raise Failure(f"{asset} wrote rows of {_days(stray)}, outside its range {_days(days)}")
-        return out
     if "date" not in obj.columns:
-        raise Failure(f"{asset} wrote {len(days)} days without a date column to tell them apart")
-    dates = pd.to_datetime(obj["date"]).dt.strftime("%Y-%m-%d")
-    stray = sorted(set(dates) - set(days))
+        if spans is None or sum(n for _, n in spans) != len(obj):
+            raise Failure(
+                f"{asset} wrote {len(days)} days without a date column to tell them apart"
+            )
+        dates = np.repeat(
+            np.array([d for d, _ in spans], dtype="datetime64[ns]"), [n for _, n in spans]
+        )
+        obj = obj.assign(date=dates)
+    found = pd.DatetimeIndex(pd.unique(pd.to_datetime(obj["date"]).dt.normalize()))
+    stray = sorted(set(found.strftime("%Y-%m-%d")) - set(days))
     if stray:
         raise Failure(f"{asset} wrote rows of {_days(stray)}, outside its range {_days(days)}")
-    groups = dict(iter(obj.groupby(dates.to_numpy(), sort=False)))
-    return {d: groups[d] if d in groups else obj.iloc[:0] for d in days}
+    return obj
 
 
 def _step_range(context: InputContext) -> tuple[str, str] | None:

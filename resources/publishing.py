@@ -86,8 +86,8 @@ def publish(ch: ClickHouseResource, client: Client, parts: list[Part], run_id: s
     _journal(ch, client, publication, "swapping", run_id, parts)
     _apply(ch, client, parts, run_id)
     _journal(ch, client, publication, "done", run_id, parts)
-    for part in parts:
-        ch.drop_staging(client, part.staged)
+    for staging in dict.fromkeys(p.staged.staging for p in parts if p.staged.rows):
+        ch.drop_staging(client, staging)
     tidy(ch, client, parts)
 
 
@@ -101,8 +101,8 @@ def tidy(ch: ClickHouseResource, client: Client, parts: list[Part]) -> None:
 
 
 def _apply(ch: ClickHouseResource, client: Client, parts: list[Part], run_id: str) -> None:
-    for part in parts:
-        ch.swap_in(client, part.staged)
+    for table in dict.fromkeys(p.staged.table for p in parts):  # one ALTER a table
+        ch.swap_in(client, *(p.staged for p in parts if p.staged.table == table))
     now = datetime.now(UTC)
     log = pd.DataFrame(
         {

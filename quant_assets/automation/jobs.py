@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 from dagster import AssetSelection, define_asset_job
 
 from quant_assets.calendar import TRADING_DAYS
@@ -27,12 +25,6 @@ HISTORY_ASSETS = (
     "daily_factor_values",
     "alpha158_values",
     "news_factor_values",
-)
-
-# The history's assets backfill a range in one run, the others one run per day: a job that
-# holds both runs a backfill day by day, which is what Dagster warns about when it resolves it.
-warnings.filterwarnings(
-    "ignore", message=r"Asset job \w+ materializes assets with varying BackfillPolicies"
 )
 
 daily_pipeline = define_asset_job(
