@@ -5,11 +5,13 @@ the factors and labels they give, for the warm-up days) in one run, then runs th
 pipeline for the demo days in runs of QUANT_DEMO_DAYS_PER_RUN days (a backfill: each asset
 computes the run's days in order, exactly as day-by-day runs would), in the persistent
 instance under $DAGSTER_HOME (so the UI shows every run, and every partition's
-materialisation and checks), and prints the last day's recommendations.
+materialisation and checks), and prints the last day's recommendations. Meanwhile a second
+process plays the simulated vendor, landing the demo days' intraday files ahead of the runs.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 from dataclasses import dataclass
@@ -94,6 +96,38 @@ def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
     return len(old)
 
 
+# What the simulated vendor delivers ahead of the daily runs (the heavy intraday files).
+AHEAD_KINDS = ("order_book", "trades")
+
+
+def deliver_ahead(days: list[str]) -> int:
+    """The simulated vendor in a process of its own (started by `main`): the intraday landing
+    files of the demo days, written while the pipeline works on earlier days, so both cores
+    are busy. The files are what the pipeline's own delivery would write."""
+    from quant_assets.market.sources.delivery import deliver_ahead as deliver
+    from resources.market import MarketDataResource
+
+    market = MarketDataResource(
+        source="simulated",
+        landing_dir=str(setting("QUANT_LANDING_DIR")),
+        seed=setting("QUANT_SIM_SEED"),
+        n_symbols=setting("QUANT_SIM_SYMBOLS"),
+        snapshot_seconds=setting("QUANT_SIM_SNAPSHOT_SECONDS"),
+    )
+    return deliver(market, AHEAD_KINDS, days)
+
+
+def _vendor(days: list[str]) -> multiprocessing.process.BaseProcess | None:
+    """Start `deliver_ahead` in a spawned process when the market is the simulated one."""
+    if setting("QUANT_MARKET_SOURCE") != "simulated":
+        return None
+    process = multiprocessing.get_context("spawn").Process(
+        target=deliver_ahead, args=(days,), name="simulated-vendor", daemon=True
+    )
+    process.start()
+    return process
+
+
 def _run(
     job: JobDefinition, days: list[str], per_run: int, instance: DagsterInstance, label: str
 ) -> None:
@@ -143,6 +177,7 @@ def main(window: DemoWindow) -> None:
     end, warmup, demo = window.end, window.warmup, window.demo
     instance = DagsterInstance.get()
     started = time.time()
+    vendor = _vendor(demo)
     print(
         f"History load: {len(warmup)} trading days {warmup[0]} .. {warmup[-1]} "
         "(daily bars, corporate actions, news, their factors and labels)",
@@ -154,6 +189,8 @@ def main(window: DemoWindow) -> None:
     per_run = setting("QUANT_DEMO_DAYS_PER_RUN")
     _run(defs.resolve_job_def("daily_pipeline"), demo, per_run, instance, "daily")
 
+    if vendor is not None:
+        vendor.join()
     pruned = prune_earlier_demos(instance, started)
     if pruned:
         print(f"Deleted the {pruned} runs of the previous demo (this one rewrote their days)")

@@ -21,6 +21,7 @@ we qcut the ranks (method="first") instead of dropping the date.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -236,17 +237,38 @@ def ic_decay(factor: pd.Series, prices: pd.DataFrame, horizons: int = 10) -> pd.
 
 @dataclass
 class FactorReport:
-    """Everything ``factor_report`` computes; plotting lives in ``plots.py``."""
+    """Everything ``factor_report`` computes; plotting lives in ``plots.py``. The statistics
+    no plot needs (Pearson IC, the summary, turnover, IC decay) are computed on first use:
+    the screening draws the plots of its strongest factors every day and reads none of them."""
 
     data: pd.DataFrame = field(repr=False)
-    ic: pd.DataFrame
     rank_ic: pd.DataFrame
-    summary: pd.DataFrame
     quantile_returns: pd.DataFrame
     quantile_returns_by_date: pd.DataFrame = field(repr=False)
     spread: pd.DataFrame = field(repr=False)
-    turnover: pd.DataFrame = field(repr=False)
-    ic_decay: pd.DataFrame
+    factor: pd.Series = field(repr=False)
+    prices: pd.DataFrame = field(repr=False)
+    periods: tuple[int, ...] = (1, 5, 10)
+
+    @functools.cached_property
+    def ic(self) -> pd.DataFrame:
+        """Pearson IC per date and period."""
+        return information_coefficient(self.data, self.periods, rank=False)
+
+    @functools.cached_property
+    def summary(self) -> pd.DataFrame:
+        """Mean, std, ICIR, t-stat and p-value of the IC and the rank IC, per period."""
+        return ic_summary(self.ic, self.rank_ic)
+
+    @functools.cached_property
+    def turnover(self) -> pd.DataFrame:
+        """Quantile turnover: date x (period, quantile)."""
+        return turnover_table(self.data, self.periods)
+
+    @functools.cached_property
+    def ic_decay(self) -> pd.DataFrame:
+        """Mean IC and rank IC against the return h-1 periods ahead, h = 1..max period."""
+        return ic_decay(self.factor, self.prices, horizons=max(self.periods))
 
     @property
     def cumulative_spread(self) -> pd.Series:
@@ -281,17 +303,14 @@ def factor_report(
     Columns named by period are integers (alphalens labels them '1D', '5D', ...)."""
     periods = tuple(sorted(int(p) for p in periods))
     data = clean_factor_data(factor, prices, periods, quantiles, filter_zscore=filter_zscore)
-    ic = information_coefficient(data, periods, rank=False)
-    rank_ic = information_coefficient(data, periods, rank=True)
     by_date = quantile_returns_by_date(data, periods, demeaned=demeaned)
     return FactorReport(
         data=data,
-        ic=ic,
-        rank_ic=rank_ic,
-        summary=ic_summary(ic, rank_ic),
+        rank_ic=information_coefficient(data, periods, rank=True),
         quantile_returns=mean_quantile_returns(by_date),
         quantile_returns_by_date=by_date,
         spread=top_minus_bottom(by_date),
-        turnover=turnover_table(data, periods),
-        ic_decay=ic_decay(factor, prices, horizons=max(periods)),
+        factor=factor,
+        prices=prices,
+        periods=periods,
     )

@@ -9,6 +9,7 @@ all of them, and the raw file stays next to what was ingested.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -71,3 +72,18 @@ def land(market: MarketDataResource, kind: str, day: pd.Timestamp) -> Path:
         raise IngestError(str(root / kind), f"no {kind} file for {day.date()} in the landing zone")
     frame = simulated_market(market).delivery(kind, day)
     return write_landing_file(frame, root, kind, day, fmt="parquet")
+
+
+def deliver_ahead(market: MarketDataResource, kinds: Sequence[str], days: Sequence[str]) -> int:
+    """Land the files of `kinds` for `days` that are not there yet, day by day: the simulated
+    vendor delivering ahead of the pipeline (run in a process of its own, it keeps the second
+    core busy while the pipeline ingests). Each file appears atomically and holds what
+    `land` would write for it (a simulated day depends only on the seed and the date), so
+    either side may write a day first. Returns how many files it wrote."""
+    written = 0
+    for day in days:
+        for kind in kinds:
+            if find_landing_file(Path(market.landing_dir), kind, pd.Timestamp(day)) is None:
+                land(market, kind, pd.Timestamp(day))
+                written += 1
+    return written

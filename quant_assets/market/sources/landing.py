@@ -88,7 +88,9 @@ def write_landing_file(
     # pandas writes `attrs` into Parquet metadata as JSON; loaders may keep arrays there.
     df = df.copy(deep=False)
     df.attrs = {}
-    tmp = path.with_name(f".{path.name}.tmp")
+    # a temporary name of this process's own: two writers of the same day (the demo's vendor
+    # process and the pipeline) never write into one file; the last rename wins, same content
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if fmt == "parquet":
         df.to_parquet(tmp, index=False)
     else:
