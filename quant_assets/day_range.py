@@ -9,7 +9,8 @@ itself) what the body returned for the day before. The days' frames are concaten
 output per asset, which the IO manager writes back as one partition per day (an output that
 is not a frame, such as a model, becomes a mapping day -> value for its IO manager); each
 day's output metadata goes to that day's materialization, so the UI's per-partition plots
-look as they would after daily runs; the days' check results become one result (failed if
+look as they would after daily runs (a plot still being drawn, `Pending`, is waited for once
+all days are computed); the days' check results become one result (failed if
 any day failed, with those days named). So a range run stores what the day-by-day runs would
 have stored, with the run, step, event and IO overhead paid once instead of once a day.
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextvars import ContextVar
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -116,12 +119,16 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
         context = args[0] if takes_context else AssetExecutionContext.get()
         days = range_days(context)
         if len(days) == 1:
-            yield from _items(fn, args, kwargs)
+            for item in _items(fn, args, kwargs):
+                if isinstance(item, Output) and item.metadata:
+                    item = item.with_metadata(_resolved(item.metadata))
+                yield item
             return
         inputs = _DayInputs(own, ins, {k: v for k, v in kwargs.items() if k in ins})
         frames: dict[str | None, list[pd.DataFrame]] = {}
         spans: dict[str | None, list[tuple[str, int]]] = {}  # the rows of each day, in order
         checks: dict[tuple, list[tuple[str, AssetCheckResult]]] = {}
+        day_metadata: list[tuple[dict, object, str]] = []  # resolved once every day is computed
         for i, day in enumerate(days):
             token = CURRENT_DAY.set(pd.Timestamp(day))
             try:
@@ -144,7 +151,7 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
                             spans.setdefault(item.output_name, []).append((day, len(value)))
                         if meta:
                             key = context.asset_key_for_output(item.output_name or "result")
-                            context.add_asset_metadata(meta, asset_key=key, partition_key=day)
+                            day_metadata.append((meta, key, day))
                         if item.output_name in (None, "result") or len(frames) == 1:
                             inputs.previous = value
                     elif isinstance(item, AssetCheckResult):
@@ -153,6 +160,8 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
                         raise TypeError(f"{own} yielded {type(item).__name__} in a range step")
             finally:
                 CURRENT_DAY.reset(token)
+        for meta, key, day in day_metadata:
+            context.add_asset_metadata(_resolved(meta), asset_key=key, partition_key=day)
         for name, parts in frames.items():
             meta = {"days": len(days), "range": f"{days[0]}..{days[-1]}"}
             if name in spans:
@@ -171,6 +180,24 @@ def by_day(fn: Callable, ins: Mapping[str, AssetIn], own: str) -> Callable:
             yield _combined(results)
 
     return compute
+
+
+class Pending(MetadataValue):
+    """Output metadata still being made elsewhere (a plot in the drawing process, see
+    `quant_assets.plotting.draw`): `by_day` waits for `future` and records `wrap` of its
+    result, once the step's days are computed. Only `by_day` bodies may yield it."""
+
+    def __init__(self, future: Future, wrap: Callable[[Any], object] = lambda value: value):
+        self.future, self.wrap = future, wrap
+
+    @property
+    def value(self) -> object:
+        return self.wrap(self.future.result())
+
+
+def _resolved(metadata: Mapping[str, object]) -> dict[str, object]:
+    """The metadata with each Pending value replaced by what it becomes."""
+    return {k: v.value if isinstance(v, Pending) else v for k, v in metadata.items()}
 
 
 def _items(fn: Callable, args: tuple, kwargs: dict) -> Iterator:

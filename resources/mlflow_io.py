@@ -15,6 +15,7 @@ import importlib
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ class ModelArtifact:
     `requirements` pins what loading it needs (given explicitly: MLflow's own inference
     imports and scans the environment, seconds per run). `curves` holds per-iteration metrics
     (name -> values of iterations 1, 2, ...), logged as steps so the UI draws them; `files`
-    maps artifact paths to their content (text or bytes: tables as CSV, plots as PNG)."""
+    maps artifact paths to their content (text or bytes: tables as CSV, plots as PNG, or a
+    Future of them)."""
 
     model: Any
     flavor: str
@@ -63,7 +65,7 @@ class ModelArtifact:
     uri: str = ""
     family: str = ""
     curves: dict[str, list[float]] = field(default_factory=dict)
-    files: dict[str, str | bytes] = field(default_factory=dict)
+    files: dict[str, str | bytes | Future] = field(default_factory=dict)
 
 
 def _is_model_or_models(_context: TypeCheckContext, value: object) -> bool:
@@ -226,12 +228,15 @@ def _log_curves(client: mlflow.MlflowClient, run_id: str, curves: dict[str, list
         client.log_batch(run_id, metrics=metrics[start : start + METRICS_PER_BATCH])
 
 
-def _log_files(files: dict[str, str | bytes]) -> None:
-    """Write the files into one folder and log it in one call (one upload per file on S3)."""
+def _log_files(files: dict[str, str | bytes | Future]) -> None:
+    """Write the files into one folder and log it in one call (one upload per file on S3); a
+    Future (a plot still being drawn in another process) is waited for."""
     if not files:
         return
     with tempfile.TemporaryDirectory() as tmp:
         for name, content in files.items():
+            if isinstance(content, Future):
+                content = content.result()
             path = Path(tmp, name)
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, bytes):

@@ -17,7 +17,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from quant_assets.factors import alpha158, factor_report
+from quant_assets.day_range import Pending
+from quant_assets.factors import alpha158
 from quant_assets.factors.alpha158 import BAR_COLUMNS
 from quant_assets.factors.daily_set import LOOKBACK_DAYS, compute_daily_factors
 from quant_assets.factors.microstructure import daily_microstructure
@@ -25,7 +26,7 @@ from quant_assets.factors.microstructure_prep import book_summary_sql
 from quant_assets.factors.news_set import LOOKBACK_DAYS as NEWS_LOOKBACK
 from quant_assets.factors.news_set import news_factors
 from quant_assets.factors.panel import factor_panel
-from quant_assets.factors.plots import report_pngs
+from quant_assets.factors.plots import write_report_plots
 from quant_assets.factors.screening import quality, rank_ic_table, screen
 from quant_assets.factors.tables import (
     ACTIVE_FACTORS,
@@ -36,7 +37,7 @@ from quant_assets.factors.tables import (
     NEWS_FACTOR_VALUES,
 )
 from quant_assets.market.labels import labels_by_date
-from quant_assets.plotting import png_markdown
+from quant_assets.plotting import draw
 from quant_assets.wiring import RANGE_IN_ONE_RUN, daily_table, partition_day, same_day, window
 from resources.settings import data_dir
 
@@ -316,16 +317,12 @@ def factor_screening(
     summary.insert(0, "factor_set", summary.index.map(origin))
     prices = adjusted_bars.pivot(index="date", columns="symbol", values="close")
     folder = data_dir() / "reports" / "factors" / f"{partition_day(context):%Y-%m-%d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    plots = []
     # Reports of the strongest factors with a full window (a factor added lately has too few
-    # days for quantile returns over 5 days).
-    for name in summary.index[summary["n_days"] >= config.min_days][: config.plots]:
-        report = factor_report(panel[name].dropna(), prices, periods=(1, 5), quantiles=5)
-        pngs = report_pngs(report)
-        for plot, png in pngs.items():
-            (folder / f"{name}_{plot}.png").write_bytes(png)
-        plots += [png_markdown(png, f"{name}: {plot}") for plot, png in pngs.items()]
+    # days for quantile returns over 5 days), computed and drawn in the drawing process.
+    strongest = summary.index[summary["n_days"] >= config.min_days][: config.plots]
+    drawn = draw(
+        write_report_plots, {name: panel[name].dropna() for name in strongest}, prices, folder
+    )
     shown = summary.head(15)[["factor_set", "rank_ic_mean", "icir", "t_stat", "n_days", "active"]]
     admitted = summary[summary["active"].astype(bool)]
     yield Output(
@@ -341,7 +338,7 @@ def factor_screening(
             else 0.0,
             "max_abs_t_stat": float(summary["t_stat"].abs().max()) if len(summary) else 0.0,
             "top_factors": MetadataValue.md(shown.round(4).to_markdown()),
-            "plots": MetadataValue.md("\n\n".join(plots) or "no factors"),
+            "plots": Pending(drawn, MetadataValue.md),
             "plot_folder": MetadataValue.path(str(folder)),
         },
     )

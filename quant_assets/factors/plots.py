@@ -5,12 +5,15 @@ Only drawing happens here; every number comes from ``evaluation.factor_report``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.figure import Figure
 
-from quant_assets.plotting import set_margins, to_png
+from quant_assets.plotting import png_markdown, set_margins, to_png
 
-from .evaluation import FactorReport
+from .evaluation import FactorReport, factor_report
 
 
 def plot_ic(report: FactorReport, period: int | None = None, window: int = 22) -> Figure:
@@ -64,3 +67,20 @@ def report_pngs(report: FactorReport) -> dict[str, bytes]:
         "quantile_returns": to_png(plot_quantile_returns(report)),
         "cumulative_spread": to_png(plot_cumulative_spread(report)),
     }
+
+
+def write_report_plots(
+    factors: dict[str, pd.Series], prices: pd.DataFrame, folder: Path, periods=(1, 5)
+) -> str:
+    """The report (`factor_report`, five quantiles) of each named factor drawn as its three
+    plots, written to `folder` as `<factor>_<plot>.png` and returned as one markdown text (a
+    titled image each) for an asset's metadata. Run in the drawing process
+    (`quant_assets.plotting.draw`), where the reports are computed too."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = []
+    for name, factor in factors.items():
+        report = factor_report(factor, prices, periods=periods, quantiles=5)
+        for plot, png in report_pngs(report).items():
+            (folder / f"{name}_{plot}.png").write_bytes(png)
+            shown.append(png_markdown(png, f"{name}: {plot}"))
+    return "\n\n".join(shown) or "no factors"

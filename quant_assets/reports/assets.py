@@ -12,8 +12,9 @@ from dagster import (
 )
 
 from quant_assets.calendar import next_trading_day
-from quant_assets.plotting import png_markdown
-from quant_assets.reports.daily_report import equity_curve_png, render_daily_report
+from quant_assets.day_range import Pending
+from quant_assets.plotting import draw, png_markdown
+from quant_assets.reports.daily_report import write_daily_report
 from quant_assets.reports.performance import realised_returns
 from quant_assets.reports.tables import RECOMMENDATIONS
 from quant_assets.strategy import performance_summary
@@ -63,21 +64,25 @@ def recommendations(
     perf = realised_returns(signals, labels)
     summary = performance_summary(perf["portfolio"], perf["universe"]) if len(perf) >= 2 else {}
     shown = recs[["rank", "symbol", "name", "industry", "close", "score", "weight"]]
-    png = equity_curve_png(perf) if len(perf) >= 2 else None
-    plot = {"track_record_plot": MetadataValue.md(png_markdown(png, "track record"))} if png else {}
     key = f"{day:%Y-%m-%d}"
     report = data_dir() / "reports" / f"{key}.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(
-        render_daily_report(key, str(for_day.date()), shown, perf, summary, png),
-        encoding="utf-8",
+    drawn = draw(write_daily_report, report, key, str(for_day.date()), shown, perf, summary)
+    plot = (
+        {
+            "track_record_plot": Pending(
+                drawn, lambda png: MetadataValue.md(png_markdown(png, "track record"))
+            )
+        }
+        if len(perf) >= 2
+        else {}
     )
     yield Output(
         recs.reset_index(drop=True),
         metadata={
             "for_date": str(for_day.date()),
             "recommendations": MetadataValue.md(shown.to_markdown(index=False, floatfmt=".4f")),
-            "report": MetadataValue.path(str(report)),
+            # once the drawing process has written it
+            "report": Pending(drawn, lambda _: MetadataValue.path(str(report))),
             "track_record_days": len(perf),
             "positions": len(recs),
             "mean_score": float(recs["score"].mean()) if len(recs) else float("nan"),

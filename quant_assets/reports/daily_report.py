@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -50,3 +51,20 @@ def render_daily_report(
         ]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def write_daily_report(
+    path: Path,
+    day: str,
+    for_day: str,
+    recommendations: pd.DataFrame,
+    perf: pd.DataFrame,
+    summary: dict,
+) -> bytes | None:
+    """Write the day's report to `path` and return its track-record plot (None before the
+    second realised day). Run in the drawing process (`quant_assets.plotting.draw`)."""
+    png = equity_curve_png(perf) if len(perf) >= 2 else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page = render_daily_report(day, for_day, recommendations, perf, summary, png)
+    path.write_text(page, encoding="utf-8")
+    return png
