@@ -81,6 +81,20 @@ def next_trading_day(day: str | datetime | pd.Timestamp, n: int = 1) -> pd.Times
     return window[n - 1]
 
 
+def first_partition_day() -> pd.Timestamp:
+    """QUANT_PARTITIONS_START, or when unset the first day of the demo's window (the
+    QUANT_DEMO_WARMUP_DAYS + QUANT_DEMO_DAYS trading days ending on QUANT_DEMO_END), so the
+    UI of a demo lists the days it fills instead of years of missing partitions."""
+    chosen = setting("QUANT_PARTITIONS_START")
+    if chosen is not None:
+        return pd.Timestamp(chosen)
+    end = pd.Timestamp(setting("QUANT_DEMO_END"))
+    n = setting("QUANT_DEMO_WARMUP_DAYS") + setting("QUANT_DEMO_DAYS")
+    # about 1.5 calendar days a trading day; twice that and two months cover any holidays
+    days = trading_days(max(CALENDAR_START, end - pd.Timedelta(days=2 * n + 60)), end)
+    return days[-n] if len(days) >= n else days[0]
+
+
 def trading_day_partitions(
     start: str | None = None, end: str | None = None
 ) -> TimeWindowPartitionsDefinition:
@@ -94,7 +108,7 @@ def trading_day_partitions(
     the calendar (XSHG's published years plus QUANT_EXTRA_HOLIDAYS), so the partitions do not
     depend on the day the code location was loaded.
     """
-    start = start or setting("QUANT_PARTITIONS_START").isoformat()
+    start = start or f"{first_partition_day():%Y-%m-%d}"
     horizon = _xshg().last_session
     horizon = (horizon.tz_localize(None) if horizon.tz else horizon).normalize()
     for extra in _extra_holidays_from_env():

@@ -172,6 +172,7 @@ def main(window: DemoWindow) -> None:
     """Load the history, run the daily pipeline over the demo days, print the last day's picks."""
     from dagster import DagsterInstance
 
+    from quant_assets import plotting
     from quant_assets.definitions import defs
 
     end, warmup, demo = window.end, window.warmup, window.demo
@@ -186,6 +187,7 @@ def main(window: DemoWindow) -> None:
     # one run, one step per asset for all the days (a single-run backfill)
     _run(defs.resolve_job_def("history_load"), warmup, len(warmup), instance, "history")
     print(f"Daily pipeline: {len(demo)} trading days {demo[0]} .. {demo[-1]}", flush=True)
+    plotting.start_drawing()  # the daily runs draw; history runs do not
     per_run = setting("QUANT_DEMO_DAYS_PER_RUN")
     _run(defs.resolve_job_def("daily_pipeline"), demo, per_run, instance, "daily")
 

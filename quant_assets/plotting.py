@@ -2,11 +2,17 @@
 figures drawn in a process of their own while the step goes on (`draw`).
 
 Drawing is a third of a daily run's time (a dozen figures a day, 0.1 to 0.3 s each) and needs
-nothing from the step but a few small frames, so the step hands it to the drawing process and
-collects the result when the day's output metadata is recorded: the second core draws while
-the first computes the next day. The result is a `concurrent.futures.Future`: as output
-metadata, wrap it in `day_range.Pending`; the MLflow IO manager waits for one in a model's
-files.
+nothing from the step but a few small frames, so the step hands it to the drawing processes
+and collects the result when the day's output metadata is recorded: the second core draws
+while the first computes the next day, and both draw while the step waits for its plots. The
+result is a `concurrent.futures.Future`: as output metadata, wrap it in `day_range.Pending`;
+the MLflow IO manager waits for one in a model's files.
+
+The processes are spawned (the step's process holds threads and an open database, which a
+fork would copy mid-flight), so, as for Dagster's multiprocess executor, a script that
+materializes assets must keep its work under `if __name__ == "__main__":` (the spawned
+process imports the script as a module); `dagster`, `pytest` and `python -m` entry points
+are.
 """
 
 from __future__ import annotations
@@ -56,29 +62,43 @@ def png_markdown(png: bytes, title: str) -> str:
     return f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
+# Two: while a step waits for its plots, both cores draw.
+DRAWING_PROCESSES = 2
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _drawing_process() -> ProcessPoolExecutor:
-    """The one drawing process of this process, started on first use (spawned: the step's
-    process holds threads and an open database, which a fork would copy mid-flight)."""
+def _drawing_processes() -> ProcessPoolExecutor:
+    """The drawing processes of this process, started on first use."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                DRAWING_PROCESSES, mp_context=multiprocessing.get_context("spawn")
+            )
             atexit.register(_pool.shutdown)
         return _pool
 
 
+def start_drawing() -> None:
+    """Start the drawing processes now (they take a few seconds to import what they draw
+    with), for a caller that knows plots are coming: the demo, before its history load."""
+    for _ in range(DRAWING_PROCESSES):
+        draw(_nothing)
+
+
+def _nothing() -> None:
+    """A task that only makes the pool start a process."""
+
+
 def draw(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """`fn(*args)` in the drawing process. `fn` is a module-level function and its arguments
+    """`fn(*args)` in a drawing process. `fn` is a module-level function and its arguments
     pickle (small frames, paths); it may write files too. An error in `fn` is raised where the
     result is read; a drawing process that died is replaced on the next call."""
     global _pool
     try:
-        return _drawing_process().submit(fn, *args)
+        return _drawing_processes().submit(fn, *args)
     except BrokenProcessPool:
         with _pool_lock:
             _pool = None
-        return _drawing_process().submit(fn, *args)
+        return _drawing_processes().submit(fn, *args)

@@ -24,6 +24,7 @@ to backfill: a window is never shortened silently.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -37,6 +38,7 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
+    PartitionsDefinition,
     TableColumn,
     TableSchema,
 )
@@ -363,13 +365,24 @@ class ClickHouseIOManager(ConfigurableIOManager):
         return dict(zip(counts["day"], counts["n"].astype(int), strict=True))
 
 
+@functools.lru_cache(maxsize=16)
+def _known_keys(parts: PartitionsDefinition) -> frozenset[str]:
+    """The partition keys as of the first call (asking `has_partition_key` costs ~1 ms a key
+    for trading days, thousands a range run). Time only adds keys, so a key found here is
+    still one; any other is asked for again."""
+    return frozenset(parts.get_partition_keys())
+
+
 def _refuse_unknown_partition(
     context: InputContext | OutputContext, asset: str, keys: list[str]
 ) -> None:
     """A run started with a partition tag outside the partitions (a Saturday, a holiday)
     reaches the IO manager unchecked: refuse it before anything is read or written."""
     parts = context.asset_partitions_def
-    unknown = [k for k in keys if parts is not None and not parts.has_partition_key(k)]
+    if parts is None:
+        return
+    known = _known_keys(parts)
+    unknown = [k for k in keys if k not in known and not parts.has_partition_key(k)]
     if unknown:
         raise Failure(
             f"{asset}: {', '.join(unknown)} is not one of its partitions (not a trading day, "

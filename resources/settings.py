@@ -203,8 +203,10 @@ _DECLARED = (
     Setting(
         "QUANT_PARTITIONS_START",
         "date",
-        date(2023, 1, 3),
-        "first trading-day partition",
+        None,
+        "first trading-day partition: unset, the demo's window starts the partitions so the "
+        "UI shows the days the demo fills; set it to the first day of your data",
+        shown_default="the demo window's first day (2024-01-11)",
         minimum=date(2005, 1, 4),  # quant_assets.calendar.CALENDAR_START
     ),
     Setting(
@@ -232,9 +234,10 @@ _DECLARED = (
     Setting(
         "QUANT_DEMO_DAYS_PER_RUN",
         "int",
-        10,
+        20,
         "demo days per Dagster run of the daily pipeline (each asset computes them day by "
-        "day in one step); 1 gives one run per day, as the daily schedule does",
+        "day in one step): fewer runs, more memory (about 3.5 GB at 20 days with the demo's "
+        "15 s order books); 1 gives one run per day, as the daily schedule does",
         minimum=1,
     ),
     Setting(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ import pytest
 from resources import ClickHouseResource, MarketDataResource, MLflowResource, stack_resources
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# The tests' days (real 2023 data among them) need partitions from 2023 on, before the demo's
+# window where the partitions start by default; set before any test imports the calendar.
+os.environ.setdefault("QUANT_PARTITIONS_START", "2023-01-03")
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def _demo(tmp_path: Path, **bad: str) -> subprocess.CompletedProcess[str]:
             id="end-not-a-trading-day",
         ),
         pytest.param(
-            {"QUANT_DEMO_END": "2023-03-01"},
+            {"QUANT_DEMO_END": "2023-03-01", "QUANT_PARTITIONS_START": "2023-01-03"},
             "error: QUANT_DEMO_END='2023-03-01' with QUANT_DEMO_DAYS=60 and "
             "QUANT_DEMO_WARMUP_DAYS=50 needs 110 trading days from "
             "QUANT_PARTITIONS_START=2023-01-03, which has 37; allowed: a later end, fewer days "
