@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -10,6 +12,10 @@ from pydantic import Field
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 GENAI_KINDS = frozenset({"genai_development", "genai_development_inferred"})
+
+# MLflow announces at INFO, on stderr, that it creates or migrates a new local store's tables
+# ("Creating initial MLflow database tables..."): nothing to act on in the demo's output.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 class MLflowResource(ConfigurableResource):

@@ -53,6 +53,7 @@ def _env(home: Path, data: Path) -> dict[str, str]:
         "QUANT_DATA_DIR": str(data),
         "QUANT_SIM_SYMBOLS": "5",
         "QUANT_SIM_SNAPSHOT_SECONDS": "15",
+        "QUANT_PARTITIONS_START": os.environ["QUANT_PARTITIONS_START"],  # tests/conftest.py
     }
 
 
