@@ -196,6 +196,9 @@ def main(window: DemoWindow) -> None:
     pruned = prune_earlier_demos(instance, started)
     if pruned:
         print(f"Deleted the {pruned} runs of the previous demo (this one rewrote their days)")
+    # closes the event log's kept connections: SQLite folds each run file's write-ahead log
+    # into it and deletes the log (left open at exit, a few MB a run would stay on disk)
+    instance.dispose()
 
     resources = defs.resources
     ch = resources["clickhouse"]

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 import dagster._check as check
 from dagster import Field, StringSource
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -100,9 +101,18 @@ class SqliteEventLogStorage(sqlite_event_log.SqliteEventLogStorage):
                 yield conn
 
     def delete_events(self, run_id: str) -> None:
-        """Delete a run's events, and its database file with them: Dagster empties the file
-        but leaves it on disk, so deleted runs would still hold their megabytes."""
+        """Delete a run's events and check evaluations, and its database file with them:
+        Dagster empties the file but leaves it on disk, so deleted runs would still hold
+        their megabytes."""
         super().delete_events(run_id)
+        # Dagster keeps a deleted run's check evaluations in the index (a few KB each, some
+        # thousands a demo): they go with the run, as its other events do.
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.delete().where(
+                    AssetCheckExecutionsTable.c.run_id == run_id
+                )
+            )
         with self._db_lock:
             engine = self._engines.pop(run_id, None)
             if engine is not None:

@@ -9,7 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, asset, materialize
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Output,
+    asset,
+    materialize,
+)
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from sqlalchemy import func, select
 
 from quant_assets.automation.event_log import KEPT_ENGINES, SqliteEventLogStorage
 from quant_assets.demo import DEMO_TAG, prune_earlier_demos
@@ -17,9 +28,18 @@ from quant_assets.demo import DEMO_TAG, prune_earlier_demos
 REPO = Path(__file__).resolve().parents[2]
 
 
-@asset
-def answer() -> int:
-    return 42
+@asset(check_specs=[AssetCheckSpec("positive", asset="answer")])
+def answer():
+    yield Output(42)
+    yield AssetCheckResult(check_name="positive", passed=True)
+
+
+def _check_runs(instance: DagsterInstance) -> set[str]:
+    """The runs that check evaluations in the index belong to."""
+    with instance.event_log_storage.index_connection() as conn:
+        table = AssetCheckExecutionsTable
+        rows = conn.execute(select(table.c.run_id, func.count()).group_by(table.c.run_id))
+        return {run_id for run_id, _ in rows}
 
 
 def _home(tmp_path: Path) -> Path:
@@ -88,9 +108,11 @@ def test_a_new_demo_deletes_the_previous_demos_runs_and_their_files(tmp_path, mo
         since = time.time()
         latest = materialize([answer], instance=instance, tags=DEMO_TAG).run_id
 
+        assert earlier[0] in _check_runs(instance)
         assert prune_earlier_demos(instance, since) == 22
         assert _size_with_wal(index) < before  # the deleted runs' pages are given back
         assert {r.run_id for r in instance.get_runs()} == {other, latest}
+        assert _check_runs(instance) == {other, latest}  # their check evaluations went too
         assert not any((runs_dir / f"{r}.db").exists() for r in earlier)
         assert not instance.all_logs(earlier[0])
         event = instance.get_latest_materialization_event(AssetKey("answer"))
