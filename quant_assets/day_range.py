@@ -40,6 +40,7 @@ from dagster import (
 )
 
 from quant_assets.calendar import TRADING_DAYS
+from quant_assets.plotting import png_markdown
 from resources.clickhouse_io import COLUMNS_KEY, EXPRESSIONS_KEY, ROW_DAYS_KEY, WITHHELD_KEY
 
 # The day a range step is computing now (read by wiring.partition_day).
@@ -193,6 +194,11 @@ class Pending(MetadataValue):
     @property
     def value(self) -> object:
         return self.wrap(self.future.result())
+
+
+def pending_png(png: Future[bytes], title: str) -> Pending:
+    """A PNG still being drawn, recorded as `png_markdown`'s markdown under `title`."""
+    return Pending(png, lambda data: MetadataValue.md(png_markdown(data, title)))
 
 
 def _resolved(metadata: Mapping[str, object]) -> dict[str, object]:

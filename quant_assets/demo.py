@@ -100,29 +100,22 @@ def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
 AHEAD_KINDS = ("order_book", "trades")
 
 
-def deliver_ahead(days: list[str]) -> int:
-    """The simulated vendor in a process of its own (started by `main`): the intraday landing
-    files of the demo days, written while the pipeline works on earlier days, so both cores
-    are busy. The files are what the pipeline's own delivery would write."""
-    from quant_assets.market.sources.delivery import deliver_ahead as deliver
-    from resources.market import MarketDataResource
+def _vendor_main(days: list[str]) -> int:
+    """The simulated vendor's process (started by `_vendor`): the intraday landing files of the
+    demo days, written while the pipeline works on earlier days, so both cores are busy. The
+    files are what the pipeline's own delivery would write."""
+    from quant_assets.market.sources.delivery import deliver_ahead
+    from resources import market_resource
 
-    market = MarketDataResource(
-        source="simulated",
-        landing_dir=str(setting("QUANT_LANDING_DIR")),
-        seed=setting("QUANT_SIM_SEED"),
-        n_symbols=setting("QUANT_SIM_SYMBOLS"),
-        snapshot_seconds=setting("QUANT_SIM_SNAPSHOT_SECONDS"),
-    )
-    return deliver(market, AHEAD_KINDS, days)
+    return deliver_ahead(market_resource(), AHEAD_KINDS, days)
 
 
 def _vendor(days: list[str]) -> multiprocessing.process.BaseProcess | None:
-    """Start `deliver_ahead` in a spawned process when the market is the simulated one."""
+    """Start `_vendor_main` in a spawned process when the market is the simulated one."""
     if setting("QUANT_MARKET_SOURCE") != "simulated":
         return None
     process = multiprocessing.get_context("spawn").Process(
-        target=deliver_ahead, args=(days,), name="simulated-vendor", daemon=True
+        target=_vendor_main, args=(days,), name="simulated-vendor", daemon=True
     )
     process.start()
     return process
@@ -193,6 +186,8 @@ def main(window: DemoWindow) -> None:
 
     if vendor is not None:
         vendor.join()
+        if vendor.exitcode:  # its traceback is above; the runs landed the files themselves
+            print(f"The simulated vendor process failed (exit code {vendor.exitcode})")
     pruned = prune_earlier_demos(instance, started)
     if pruned:
         print(f"Deleted the {pruned} runs of the previous demo (this one rewrote their days)")

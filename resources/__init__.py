@@ -53,7 +53,6 @@ def build_resources() -> dict[str, object]:
     the ClickHouse, MLflow, market-data and LLM settings, embedded defaults where unset."""
     from resources.clickhouse import ClickHouseResource
     from resources.llm import LLMResource
-    from resources.market import MarketDataResource
     from resources.mlflow_tracking import MLflowResource
     from resources.settings import dagster_value, data_dir
 
@@ -67,20 +66,27 @@ def build_resources() -> dict[str, object]:
         tracking_uri=dagster_value("MLFLOW_TRACKING_URI"),
         artifact_location=dagster_value("QUANT_MLFLOW_ARTIFACTS"),
     )
-    market = MarketDataResource(
-        source=dagster_value("QUANT_MARKET_SOURCE"),
-        landing_dir=dagster_value("QUANT_LANDING_DIR"),
-        seed=dagster_value("QUANT_SIM_SEED"),
-        n_symbols=dagster_value("QUANT_SIM_SYMBOLS"),
-        snapshot_seconds=dagster_value("QUANT_SIM_SNAPSHOT_SECONDS"),
-    )
-    return stack_resources(clickhouse, tracking, market) | {
+    return stack_resources(clickhouse, tracking, market_resource()) | {
         "llm": LLMResource(
             model=dagster_value("QUANT_LLM_MODEL"),
             api_key=dagster_value("QUANT_LLM_API_KEY"),
             api_base=dagster_value("QUANT_LLM_API_BASE"),
         ),
     }
+
+
+def market_resource() -> MarketDataResource:
+    """Where market data comes from, from the settings (the simulated market by default)."""
+    from resources.market import MarketDataResource
+    from resources.settings import dagster_value
+
+    return MarketDataResource(
+        source=dagster_value("QUANT_MARKET_SOURCE"),
+        landing_dir=dagster_value("QUANT_LANDING_DIR"),
+        seed=dagster_value("QUANT_SIM_SEED"),
+        n_symbols=dagster_value("QUANT_SIM_SYMBOLS"),
+        snapshot_seconds=dagster_value("QUANT_SIM_SNAPSHOT_SECONDS"),
+    )
 
 
 def stack_resources(
@@ -108,6 +114,7 @@ __all__ = [
     "MarketDataResource",
     "TableSpec",
     "build_resources",
+    "market_resource",
     "stack_resources",
     "clickhouse_is_embedded",
     "data_dir",

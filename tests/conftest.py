@@ -22,19 +22,27 @@ def clickhouse(tmp_path: Path) -> ClickHouseResource:
     return ClickHouseResource(dsn=f"chdb://{tmp_path / 'clickhouse'}", database="quant_test")
 
 
+def embedded_stack(
+    root: Path, clickhouse: ClickHouseResource, experiment: str, seed: int
+) -> dict[str, object]:
+    """The embedded resource set with its MLflow store and landing zone under `root` (the
+    caller points QUANT_DATA_DIR there), and a simulated market of 40 stocks."""
+    (root / "mlflow").mkdir()
+    return stack_resources(
+        clickhouse,
+        MLflowResource(
+            tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+            artifact_location=(root / "mlflow" / "artifacts").as_uri(),
+            experiment=experiment,
+        ),
+        MarketDataResource(
+            n_symbols=40, seed=seed, sim_end="2024-12-31", landing_dir=str(root / "landing")
+        ),
+    )
+
+
 @pytest.fixture
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clickhouse) -> dict:
     """The embedded resource set in a temporary data folder, with a small simulated market."""
     monkeypatch.setenv("QUANT_DATA_DIR", str(tmp_path))
-    (tmp_path / "mlflow").mkdir()
-    return stack_resources(
-        clickhouse,
-        MLflowResource(
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
-            artifact_location=(tmp_path / "mlflow" / "artifacts").as_uri(),
-            experiment="test",
-        ),
-        MarketDataResource(
-            n_symbols=40, seed=11, sim_end="2024-12-31", landing_dir=str(tmp_path / "landing")
-        ),
-    )
+    return embedded_stack(tmp_path, clickhouse, "test", seed=11)

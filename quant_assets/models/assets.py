@@ -21,7 +21,7 @@ from dagster import (
 from pydantic import Field
 
 from quant_assets.calendar import TRADING_DAYS
-from quant_assets.day_range import Pending, by_day
+from quant_assets.day_range import by_day, pending_png
 from quant_assets.factors.daily_set import DAILY_FACTORS
 from quant_assets.factors.panel import factor_panel
 from quant_assets.market.labels import labels_by_date
@@ -29,7 +29,7 @@ from quant_assets.models.dataset import training_frame
 from quant_assets.models.lgbm import fit_lgbm
 from quant_assets.models.plots import importance_png
 from quant_assets.models.tables import PREDICTIONS
-from quant_assets.plotting import draw, png_markdown
+from quant_assets.plotting import draw
 from quant_assets.wiring import RANGE_IN_RUNS, daily_table, partition_day, same_day, window
 from resources.mlflow_io import MODEL_INPUT, ModelArtifact
 
@@ -137,10 +137,7 @@ def lgbm_model(
         metadata={
             "dagster/row_count": len(X),
             "feature_importance": MetadataValue.md(fit.importance.to_markdown()),
-            "feature_importance_plot": Pending(
-                importance_plot,
-                lambda png: MetadataValue.md(png_markdown(png, "total gain per feature")),
-            ),
+            "feature_importance_plot": pending_png(importance_plot, "total gain per feature"),
             "training_window": f"{X.index.get_level_values('date').min().date()}.."
             f"{X.index.get_level_values('date').max().date()}",
             # plain numbers (valid_rank_ic, best_iteration, ...): the Plots tab draws them

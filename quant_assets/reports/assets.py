@@ -12,8 +12,8 @@ from dagster import (
 )
 
 from quant_assets.calendar import next_trading_day
-from quant_assets.day_range import Pending
-from quant_assets.plotting import draw, png_markdown
+from quant_assets.day_range import Pending, pending_png
+from quant_assets.plotting import draw
 from quant_assets.reports.daily_report import write_daily_report
 from quant_assets.reports.performance import realised_returns
 from quant_assets.reports.tables import RECOMMENDATIONS
@@ -67,15 +67,7 @@ def recommendations(
     key = f"{day:%Y-%m-%d}"
     report = data_dir() / "reports" / f"{key}.html"
     drawn = draw(write_daily_report, report, key, str(for_day.date()), shown, perf, summary)
-    plot = (
-        {
-            "track_record_plot": Pending(
-                drawn, lambda png: MetadataValue.md(png_markdown(png, "track record"))
-            )
-        }
-        if len(perf) >= 2
-        else {}
-    )
+    plot = {"track_record_plot": pending_png(drawn, "track record")} if len(perf) >= 2 else {}
     yield Output(
         recs.reset_index(drop=True),
         metadata={

@@ -13,7 +13,8 @@ from quant_assets.calendar import next_trading_day, previous_trading_day, tradin
 from quant_assets.definitions import defs
 from quant_assets.factors.daily_set import DAILY_FACTORS
 from quant_assets.market.sources.delivery import simulated_market
-from resources import ClickHouseResource, MarketDataResource, MLflowResource, stack_resources
+from resources import ClickHouseResource
+from tests.conftest import embedded_stack
 
 pytestmark = pytest.mark.slow
 
@@ -55,18 +56,8 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QUANT_DATA_DIR", str(root))
-        (root / "mlflow").mkdir()
-        resources = stack_resources(
-            ClickHouseResource(dsn=f"chdb://{root / 'ch'}", database="quant"),
-            MLflowResource(
-                tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-                artifact_location=(root / "mlflow" / "artifacts").as_uri(),
-                experiment="it",
-            ),
-            MarketDataResource(
-                n_symbols=40, seed=3, sim_end="2024-12-31", landing_dir=str(root / "landing")
-            ),
-        )
+        clickhouse = ClickHouseResource(dsn=f"chdb://{root / 'ch'}", database="quant")
+        resources = embedded_stack(root, clickhouse, "it", seed=3)
         instance = DagsterInstance.ephemeral()
         for day in WARMUP.strftime("%Y-%m-%d"):
             assert _materialize(history_load.selection, day, resources, instance).success, day

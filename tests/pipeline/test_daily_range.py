@@ -14,21 +14,15 @@ from dagster._core.storage.tags import (
 )
 
 from quant_assets.automation.jobs import daily_pipeline, history_load
-from quant_assets.calendar import trading_days
-from quant_assets.definitions import defs
-from resources import ClickHouseResource, MarketDataResource, MLflowResource, stack_resources
+from resources import ClickHouseResource
+from tests.conftest import embedded_stack
+from tests.pipeline.test_daily_pipeline import ALL_ASSETS, RUN_CONFIG
+from tests.pipeline.test_daily_pipeline import WARMUP as HISTORY
 
 pytestmark = pytest.mark.slow
 
-WARMUP = list(trading_days("2024-02-26", "2024-04-10").strftime("%Y-%m-%d"))
+WARMUP = list(HISTORY.strftime("%Y-%m-%d"))
 DAYS = ["2024-04-11", "2024-04-12", "2024-04-15"]
-RUN_CONFIG = {
-    "ops": {
-        "lgbm_model": {"config": {"min_train_days": 10, "train_days": 40}},
-        "factor_screening": {"config": {"window_days": 30, "min_days": 15}},
-    }
-}
-ALL_ASSETS = [*defs.assets, *defs.asset_checks]
 # who wrote a row and when differ between the two ways by design
 UNCOMPARED = {"stored_partitions", "publications"}
 
@@ -65,18 +59,8 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("range")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QUANT_DATA_DIR", str(root))
-        (root / "mlflow").mkdir()
-        resources = stack_resources(
-            ClickHouseResource(dsn=f"chdb://{root / 'ch'}", database="quant"),
-            MLflowResource(
-                tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-                artifact_location=(root / "mlflow" / "artifacts").as_uri(),
-                experiment="range",
-            ),
-            MarketDataResource(
-                n_symbols=40, seed=3, sim_end="2024-12-31", landing_dir=str(root / "landing")
-            ),
-        )
+        clickhouse = ClickHouseResource(dsn=f"chdb://{root / 'ch'}", database="quant")
+        resources = embedded_stack(root, clickhouse, "range", seed=3)
         instance = DagsterInstance.ephemeral()
         assert materialize(
             ALL_ASSETS,
