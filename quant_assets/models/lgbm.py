@@ -8,7 +8,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from quant_assets.models.dataset import daily_rank_ic
+from quant_assets.models.metrics import daily_rank_ic
 
 
 @dataclass

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from quant_assets.models.dataset import daily_rank_ic, training_frame
+from quant_assets.models.dataset import training_frame
+from quant_assets.models.metrics import daily_rank_ic
 
 
 def _panel(dates: list[str]) -> pd.DataFrame:
