@@ -57,7 +57,12 @@ def feature_frame(bars: pd.DataFrame, features: str | Sequence[str] | pd.DataFra
     return evaluate_many(list(features), bars).sort_index()
 
 
-def _model(model: str | ZooModel, params: dict[str, object], members: Sequence[str] | None):
+def build_model(
+    model: str | ZooModel,
+    params: dict[str, object],
+    members: Sequence[str] | None = None,
+    bars: pd.DataFrame | None = None,
+) -> ZooModel:
     """An unfitted model from a zoo name, an ensemble name or a ready ZooModel."""
     if isinstance(model, ZooModel):
         return model
@@ -74,7 +79,12 @@ def _model(model: str | ZooModel, params: dict[str, object], members: Sequence[s
             "stacking": ensembles.Stacking,
             "regime": ensembles.RegimeEnsemble,
         }[model]
-        return cls(members=built)
+        ensemble = cls(members=built)
+        if model == "regime":
+            if bars is None:
+                raise ValueError("the regime ensemble needs the bars its market regime reads")
+            ensemble.set_regime(ensembles.market_regime(bars))
+        return ensemble
     raise ValueError(f"unknown model {model!r}: one of {', '.join((*FAMILIES, *ENSEMBLES))}")
 
 
@@ -95,13 +105,10 @@ def fit_window(
     missing = set(BAR_COLUMNS) - set(bars.columns)
     if missing:
         raise ValueError(f"bars lack columns {sorted(missing)}")
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     bars = bars.assign(date=pd.to_datetime(bars["date"])).sort_values(["date", "symbol"])
     panel = feature_frame(bars, features)
-    timings["features"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    seconds = time.perf_counter() - t0
     calendar = panel.index.get_level_values("date").unique().sort_values()
     if segments is None:
         seg = default_segments(calendar)
@@ -109,12 +116,37 @@ def fit_window(
         seg = segments
     else:
         seg = Segments.from_dict(segments)
-    estimator = _model(model, params, members)
+    estimator = build_model(model, params, members, bars)
+    frames, dropped, processing = prepare_frames(
+        panel, forward_label(bars), seg, estimator, dedup=dedup, report_share=report_share
+    )
+    fit = fit_frames(
+        estimator, frames, tune_family=model if n_trials and model in FAMILIES else None,
+        params=params, n_trials=n_trials, tune_seconds=tune_seconds,
+    )  # fmt: skip
+    fit.dropped = dropped
+    fit.timings = {"features": seconds, "processing": processing, **fit.timings}
+    return fit
+
+
+def prepare_frames(
+    panel: pd.DataFrame,
+    label: pd.Series,
+    segments: Segments,
+    estimator: ZooModel,
+    *,
+    dedup: float | None = None,
+    report_share: float = 0.5,
+) -> tuple[SegmentFrames, pd.DataFrame | None, float]:
+    """The segment frames the estimator learns from (its family's label norm, its look-back
+    days), deduplicated on the training rows when `dedup` is a correlation limit; returns
+    them, the table of dropped factors and the seconds it took."""
+    t0 = time.perf_counter()
     family = getattr(estimator, "family", "")
     frames = segment_frames(
         panel,
-        forward_label(bars),
-        seg,
+        label,
+        segments,
         label_norm=label_norm(family) if family in FAMILIES else "zscore",
         history=estimator.history_days,
         report_share=report_share,
@@ -123,41 +155,52 @@ def fit_window(
     if dedup is not None:
         kept, dropped = deduplicate(*frames.train, limit=dedup)
         frames = _select(frames, kept)
-    timings["processing"] = time.perf_counter() - t0
+    return frames, dropped, time.perf_counter() - t0
+
+
+def fit_frames(
+    estimator: ZooModel,
+    frames: SegmentFrames,
+    *,
+    tune_family: str | None = None,
+    params: dict[str, object] | None = None,
+    n_trials: int = 0,
+    tune_seconds: float = 600.0,
+) -> WindowFit:
+    """Fit on train (early stopping on valid, after an Optuna study of `n_trials` when a
+    family to tune is named), score the test rows and measure the validation figures on the
+    report days, which early stopping and tuning did not see."""
+    params = params or {}
     log.info(
         "%s on %d features: train %d rows, valid %d, test %d",
-        model if isinstance(model, str) else family,
+        getattr(estimator, "family", type(estimator).__name__),
         frames.train[0].shape[1],
         len(frames.train[0]),
         len(frames.valid[0]),
         len(frames.test[0]),
     )
-
+    timings: dict[str, float] = {}
     best_params: dict[str, object] = {}
     t0 = time.perf_counter()
-    if n_trials and isinstance(model, str) and model in FAMILIES:
+    if tune_family and n_trials:
         from quant_assets.models.tuning import tune
 
         result = tune(
-            model, *frames.train, frames.valid, n_trials=n_trials, timeout_s=tune_seconds,
-            seed=int(params.get("seed", 0)),
+            tune_family, *frames.train, frames.valid, n_trials=n_trials, timeout_s=tune_seconds,
+            seed=int(params.get("seed", 0)), fixed_params=params,
         )  # fmt: skip
         best_params = dict(result.best_params)
-        estimator = make_processed(model, **{**params, **best_params})
+        estimator = make_processed(tune_family, **{**params, **best_params})
     estimator.fit(*frames.train, valid=frames.valid)
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     X_test, _ = frames.test
-    scores = estimator.predict(X_test)
-    scores = scores[X_test.index.get_level_values("date") >= frames.days["test"][0]]
+    scores = estimator.predict(X_test) if len(X_test) else pd.Series(dtype=float, name="score")
+    if len(X_test):
+        scores = scores[X_test.index.get_level_values("date") >= frames.days["test"][0]]
     timings["predict"] = time.perf_counter() - t0
-
-    report_X, report_y = frames.report
-    own = report_y.notna().to_numpy()  # the report days, not their look-back context
-    report_scores = estimator.predict(report_X)[own]
-    report_label = frames.raw_label.reindex(report_scores.index)
-    metrics = {f"valid_{k}": v for k, v in score_report(report_scores, report_label).items()}
+    metrics = report_metrics(estimator, frames)
     metrics["best_iteration"] = float(getattr(estimator, "best_iteration_", 0) or 0)
     return WindowFit(
         model=estimator,
@@ -166,9 +209,17 @@ def fit_window(
         scores=scores.rename("score"),
         metrics=metrics,
         timings=timings,
-        dropped=dropped,
         best_params=best_params,
     )
+
+
+def report_metrics(model: ZooModel, frames: SegmentFrames) -> dict[str, float]:
+    """`valid_*` figures of a fitted model on the report days against the raw label."""
+    report_X, report_y = frames.report
+    own = report_y.notna().to_numpy()  # the report days, not their look-back context
+    report_scores = model.predict(report_X)[own]
+    report_label = frames.raw_label.reindex(report_scores.index)
+    return {f"valid_{k}": v for k, v in score_report(report_scores, report_label).items()}
 
 
 def _select(frames: SegmentFrames, columns: list[str]) -> SegmentFrames:

@@ -1,0 +1,507 @@
+"""Ensembles of zoo models, each itself a `ZooModel`: a validation-IC weighted average, a
+purged out-of-fold stacking and a regime-dependent weighting.
+
+Members are unfitted zoo models read from the same raw panel (each behind its own scaling,
+see `processing.Processed`); the ensemble fits copies of them (`members_`). Members are
+combined through their per-date z-scored scores, so a member's scale or daily level does
+not matter, only how it ranks names within a date.
+
+What is fitted on what (nothing on the test segment): members on the training rows, with
+the validation rows for their early stopping; member weights on the validation rows (or the
+training rows' out-of-fold predictions); the probability calibration on the validation
+rows. Every ensemble gives `predict` (the score), `predict_frame` (score, probability,
+confidence), `member_scores`, `weights_`, `feature_importance_` and `member_importance_`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from quant_assets.factors.screening import rank_ic_table
+from quant_assets.models.base import Validation, ZooModel, check_panel, target_rows
+from quant_assets.models.calibration import TOP_SHARE, Calibrator, calibrate
+from quant_assets.models.segments import LABEL_HORIZON
+
+log = logging.getLogger(__name__)
+
+
+def per_date_zscore(scores: pd.DataFrame) -> pd.DataFrame:
+    """Each column z-scored within each date; a missing score, or a date with one name or no
+    spread, gives 0 (the member's neutral view)."""
+    by = scores.groupby(level="date")
+    z = (scores - by.transform("mean")) / by.transform("std")
+    return z.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+
+
+def positive_weights(values: pd.Series) -> pd.Series:
+    """Weights proportional to the positive part of each member's value (mean IC, meta
+    coefficient or gain): a zero, negative or unknown value gets 0; equal weights when no
+    member has a positive value."""
+    positive = values.clip(lower=0.0).fillna(0.0)
+    total = positive.sum()
+    if total <= 0:
+        return pd.Series(1.0 / len(values), index=values.index, name="weight")
+    return (positive / total).rename("weight")
+
+
+def agreement(scores: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+    """Per row, 1 minus twice the weighted standard deviation of the members' per-date
+    percentile ranks: 1 when the members rank the name alike, 0 at the widest split (ranks in
+    [0, 1] have a standard deviation of at most 1/2). `weights` is (members,) or (rows, members),
+    rows summing to 1, so a member with no weight does not count."""
+    ranks = scores.groupby(level="date").rank(pct=True).fillna(0.5).to_numpy(np.float64)
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), ranks.shape)
+    mean = (w * ranks).sum(axis=1, keepdims=True)
+    spread = np.sqrt((w * (ranks - mean) ** 2).sum(axis=1))
+    return np.clip(1.0 - 2.0 * spread, 0.0, 1.0)
+
+
+def _fit_members(
+    members: dict[str, ZooModel],
+    X: pd.DataFrame,
+    y: pd.Series,
+    valid: Validation | None,
+    prefit: bool = False,
+) -> dict[str, ZooModel]:
+    """Fitted copies of `members` (the originals stay unfitted, as scikit-learn expects); with
+    `prefit`, the members as given (already fitted on the same training window, e.g. the
+    day's family models in the daily pipeline), which the ensemble only weighs."""
+    if prefit:
+        return dict(members)
+    fitted = {}
+    for name, member in members.items():
+        t0 = time.perf_counter()
+        fitted[name] = clone(member).fit(X, y, valid)
+        log.info("ensemble member %s fitted in %.1f s", name, time.perf_counter() - t0)
+    return fitted
+
+
+def _scores(members: dict[str, ZooModel], X: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({name: m.predict(X).to_numpy() for name, m in members.items()}, X.index)
+
+
+def _target_dates(y: pd.Series) -> pd.DatetimeIndex:
+    """The sorted dates with at least one finite target (context-only dates excluded)."""
+    dates = y.index.get_level_values("date")[target_rows(y)]
+    return pd.DatetimeIndex(dates.unique()).sort_values()
+
+
+def _mean_ic(scores: pd.DataFrame, target: pd.Series, min_names: int) -> pd.DataFrame:
+    """The daily rank IC of each member column (dates x members), dates with a target only."""
+    return rank_ic_table(scores, target, min_names=min_names).dropna(how="all")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One blocked fold of the training dates: the held-out block, the dates purged on each
+    side of it, and the dates its models learned from (all three disjoint)."""
+
+    held_out: pd.DatetimeIndex
+    purged: pd.DatetimeIndex
+    train: pd.DatetimeIndex
+
+
+def blocked_folds(dates: pd.DatetimeIndex, n_folds: int, gap: int) -> list[Fold]:
+    """`n_folds` contiguous blocks of `dates` in time order; each block's models learn from
+    the other dates less `gap` dates on each side of the block, whose labels (read `gap` days
+    ahead) overlap the block's prices."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if len(dates) < n_folds:
+        raise ValueError(f"{len(dates)} training dates are too few for {n_folds} folds")
+    folds = []
+    for block in np.array_split(np.arange(len(dates)), n_folds):
+        a, b = int(block[0]), int(block[-1]) + 1
+        lo, hi = max(0, a - gap), min(len(dates), b + gap)
+        purged = np.r_[lo:a, b:hi]
+        train = np.r_[0:lo, hi : len(dates)]
+        if len(train) == 0:
+            raise ValueError(f"fold {a}:{b} has no training date left after the purge")
+        folds.append(Fold(dates[a:b], dates[purged], dates[train]))
+    return folds
+
+
+def out_of_fold(
+    members: dict[str, ZooModel],
+    X: pd.DataFrame,
+    y: pd.Series,
+    valid: Validation | None,
+    n_folds: int,
+    gap: int,
+) -> tuple[pd.DataFrame, list[Fold]]:
+    """Each training row's score from member copies that never learned from its fold's dates
+    nor the `gap` dates around them (their targets are set to NaN, so sequence members still
+    read those days' features as look-back context). `valid` drives early stopping only.
+    Returns the scores (rows of the held-out dates, one column per member) and the folds."""
+    folds = blocked_folds(_target_dates(y), n_folds, gap)
+    dates = X.index.get_level_values("date")
+    calendar = pd.DatetimeIndex(dates.unique()).sort_values()
+    history = max(m.history_days for m in members.values())
+    parts = []
+    for k, fold in enumerate(folds):
+        y_fold = y.where(dates.isin(fold.train))
+        start = calendar[max(0, calendar.get_loc(fold.held_out[0]) - history)]
+        window = (dates >= start) & (dates <= fold.held_out[-1])
+        X_pred = X[window]
+        scores = {}
+        for name, member in members.items():
+            t0 = time.perf_counter()
+            model = clone(member).fit(X, y_fold, valid)
+            scores[name] = model.predict(X_pred).to_numpy()
+            log.info(
+                "fold %d/%d member %s in %.1f s", k + 1, n_folds, name, time.perf_counter() - t0
+            )
+        frame = pd.DataFrame(scores, index=X_pred.index)
+        parts.append(frame[X_pred.index.get_level_values("date").isin(fold.held_out)])
+    return pd.concat(parts), folds
+
+
+class _Ensemble(ZooModel):
+    """The shared part of the ensembles: member fitting, scores, importance, calibration and
+    the frame output. Subclasses set `weights_` and implement `_combine`."""
+
+    family: ClassVar[str] = "ensemble"
+
+    members: dict[str, ZooModel]
+    min_names: int
+    share: float
+
+    @property
+    def history_days(self) -> int:  # type: ignore[override]
+        """The longest look-back of the members (the ensemble's rows need all of them)."""
+        return max((m.history_days for m in self.members.values()), default=0)
+
+    def _check(self, X: pd.DataFrame, y: pd.Series) -> None:
+        check_panel(X, y)
+        if not self.members:
+            raise ValueError("an ensemble needs at least one member")
+
+    def member_scores(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The fitted members' raw scores for the rows of `X`, one column per member."""
+        return _scores(self.members_, X)
+
+    def _row_weights(self, index: pd.Index) -> np.ndarray:
+        """Member weights per row (rows x members) or shared (members,)."""
+        return self.weights_.to_numpy(np.float64)
+
+    def _combine(self, z: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, X: pd.DataFrame) -> pd.Series:
+        z = per_date_zscore(self.member_scores(X))
+        return pd.Series(self._combine(z), index=X.index, name="score")
+
+    def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """`score`; `probability` that the name ends its date in the top quintile of the target
+        (calibrated on validation; NaN if fitted without); `confidence` in [0, 1], the
+        members' agreement on the name's rank that date."""
+        scores = self.member_scores(X)
+        score = self._combine(per_date_zscore(scores))
+        cal: Calibrator | None = self.calibrator_
+        return pd.DataFrame(
+            {
+                "score": score,
+                "probability": cal.predict(score) if cal is not None else np.nan,
+                "confidence": agreement(scores, self._row_weights(X.index)),
+            },
+            index=X.index,
+        )
+
+    def _finish(self, X: pd.DataFrame, valid: Validation | None) -> None:
+        """Importance, curves, best iterations and the calibration, once `weights_` is set."""
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        importance = {}
+        for name, model in self.members_.items():
+            raw = pd.Series(getattr(model, "feature_importance_", None), dtype=np.float64)
+            raw = raw.reindex(X.columns).clip(lower=0.0).fillna(0.0)
+            importance[name] = raw / raw.sum() if raw.sum() > 0 else raw
+        self.member_importance_ = pd.DataFrame(importance, index=X.columns)
+        self.member_importance_.index.name = "feature"
+        combined = self.member_importance_ @ self.weights_.reindex(self.member_importance_.columns)
+        total = combined.sum()
+        self.feature_importance_ = (combined / total if total > 0 else combined).rename("weight")
+        self.curves_ = {
+            f"{name}/{curve}": values
+            for name, model in self.members_.items()
+            for curve, values in (getattr(model, "curves_", None) or {}).items()
+        }
+        self.member_best_iteration_ = {
+            name: int(getattr(model, "best_iteration_", 0) or 0)
+            for name, model in self.members_.items()
+        }
+        self.best_iteration_ = max(self.member_best_iteration_.values(), default=0)
+        self.calibrator_ = None
+        if valid is not None:
+            score = self.predict(valid[0])
+            self.calibrator_ = calibrate(score, valid[1], self.share)
+
+
+class WeightedAverage(_Ensemble):
+    """The members' per-date z-scored scores averaged with weights proportional to each
+    member's mean daily rank IC on the validation rows (0 for a member without a positive
+    IC), so a member that does not rank validation names gets no say."""
+
+    family: ClassVar[str] = "average"
+
+    def __init__(
+        self,
+        members: dict[str, ZooModel],
+        min_names: int = 10,
+        share: float = TOP_SHARE,
+        prefit: bool = False,
+    ) -> None:
+        self.members = members
+        self.min_names = min_names
+        self.share = share
+        self.prefit = prefit
+
+    def fit(
+        self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None
+    ) -> WeightedAverage:
+        """Fit the members on the training rows, then weigh them on `valid` (required)."""
+        self._check(X, y)
+        if valid is None:
+            raise ValueError("WeightedAverage weighs members on validation rows: pass valid")
+        self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
+        ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+        self.daily_ic_ = ic
+        self.member_ic_ = ic.mean().reindex(list(self.members)).rename("valid_rank_ic")
+        self.weights_ = positive_weights(self.member_ic_)
+        self._finish(X, valid)
+        return self
+
+    def _combine(self, z: pd.DataFrame) -> np.ndarray:
+        return z.to_numpy(np.float64) @ self.weights_.to_numpy(np.float64)
+
+
+class Stacking(_Ensemble):
+    """A meta-learner on the members' out-of-fold scores: `n_folds` blocked folds of the
+    training dates in time order, each purged of `gap` dates (the label horizon) on both
+    sides, give every training row a member score from models that never saw its label; the
+    meta-learner ("ridge", or "lgbm": a small LightGBM) learns the target from those scores
+    z-scored per date; the members are then refitted on the whole training window.
+
+    Fitted: `folds_`, `oof_` (the out-of-fold scores), `meta_`, `coef_` (ridge) and
+    `weights_`, the positive part of the ridge coefficients (or the LightGBM meta's gains)
+    normalised: the members' say in the combined importance and the confidence."""
+
+    family: ClassVar[str] = "stacking"
+
+    def __init__(
+        self,
+        members: dict[str, ZooModel],
+        n_folds: int = 3,
+        gap: int = LABEL_HORIZON,
+        meta: str = "ridge",
+        alpha: float = 1.0,
+        min_names: int = 10,
+        share: float = TOP_SHARE,
+        seed: int = 0,
+    ) -> None:
+        self.members = members
+        self.n_folds = n_folds
+        self.gap = gap
+        self.meta = meta
+        self.alpha = alpha
+        self.min_names = min_names
+        self.share = share
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None) -> Stacking:
+        """Out-of-fold scores, the meta-learner on them, then the members on all of train;
+        `valid` serves early stopping (members and the LightGBM meta) and calibration."""
+        self._check(X, y)
+        if self.meta not in ("ridge", "lgbm"):
+            raise ValueError(f"meta must be 'ridge' or 'lgbm', got {self.meta!r}")
+        oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
+        self.oof_ = oof
+        target = y.reindex(oof.index)
+        rows = target_rows(target)
+        z = per_date_zscore(oof)
+        self.members_ = _fit_members(self.members, X, y, valid)
+        names = list(self.members)
+        if self.meta == "ridge":
+            from sklearn.linear_model import Ridge
+
+            self.meta_ = Ridge(alpha=self.alpha).fit(z.to_numpy()[rows], target.to_numpy()[rows])
+            self.coef_ = pd.Series(self.meta_.coef_, index=names, name="coef")
+            weights = self.coef_
+        else:
+            from quant_assets.models.trees import LGBMModel
+
+            self.meta_ = LGBMModel(
+                learning_rate=0.05,
+                num_leaves=7,
+                max_depth=3,
+                min_data_in_leaf=100,
+                colsample_bytree=1.0,
+                num_boost_round=200,
+                early_stopping_rounds=20,
+                num_threads=1,  # a booster this small gains nothing from threads
+                seed=self.seed,
+            )
+            meta_valid = None
+            if valid is not None:
+                meta_valid = (per_date_zscore(self.member_scores(valid[0])), valid[1])
+            self.meta_.fit(z[rows], target[rows], meta_valid)
+            weights = self.meta_.feature_importance_
+        self.weights_ = positive_weights(pd.Series(weights.to_numpy(), index=names))
+        if valid is not None:
+            ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+        else:
+            ic = _mean_ic(oof, target, self.min_names)
+        self.member_ic_ = ic.mean().reindex(names).rename("rank_ic")
+        self._finish(X, valid)
+        return self
+
+    def _combine(self, z: pd.DataFrame) -> np.ndarray:
+        if self.meta == "ridge":
+            return self.meta_.predict(z.to_numpy(np.float64))
+        return self.meta_.predict(z).to_numpy(np.float64)
+
+
+def market_regime(bars: pd.DataFrame, window: int = 20) -> pd.DataFrame:
+    """Per date, the equal-weight market's `volatility` (standard deviation of its daily
+    return over the last `window` days) and `trend` (its return over the last `window`
+    days), from long bars (date, symbol, close). Row t reads closes up to t only, so it is
+    known at the close of t, when that day's features are; the first `window` rows are NaN."""
+    closes = bars.pivot_table(index="date", columns="symbol", values="close").sort_index()
+    returns = closes.pct_change(fill_method=None).mean(axis=1)
+    level = (1.0 + returns.fillna(0.0)).cumprod()
+    frame = pd.DataFrame(
+        {
+            "volatility": returns.rolling(window, min_periods=window).std(),
+            "trend": level / level.shift(window) - 1.0,
+        }
+    )
+    frame.index = pd.DatetimeIndex(frame.index, name="date")
+    return frame
+
+
+class RegimeEnsemble(_Ensemble):
+    """Member weights by market regime: each column of the `regime` frame (one row per date,
+    e.g. `market_regime`'s volatility and trend) is split high/low at its `quantile` over
+    the training dates, which gives up to 2^columns states; each state weighs the members by
+    their mean daily rank IC on that state's dates (`source`: "valid", the validation dates,
+    or "oof", the training dates' out-of-fold scores and the validation dates), falling back
+    to the weights over all those dates (`weights_`) when a state has fewer than
+    `min_dates` or no member with a positive IC there. Fitted: `thresholds_`,
+    `state_weights_` (state x member), `state_dates_`, `daily_ic_`.
+
+    What is known when: the regime row of date t must come from data up to the close of t
+    (as the features of t do); the thresholds are fitted on training dates only; the state
+    weights on validation (and out-of-fold) scores whose labels are known before the test
+    segment starts. A test date's weights depend on its own regime row and nothing later.
+    A date absent from the frame, or with a NaN regime value, uses the overall weights.
+    """
+
+    family: ClassVar[str] = "regime"
+
+    def __init__(
+        self,
+        members: dict[str, ZooModel],
+        regime: pd.DataFrame | None = None,
+        quantile: float = 0.5,
+        min_dates: int = 20,
+        source: str = "valid",
+        n_folds: int = 3,
+        gap: int = LABEL_HORIZON,
+        min_names: int = 10,
+        share: float = TOP_SHARE,
+        prefit: bool = False,
+    ) -> None:
+        self.members = members
+        self.regime = regime
+        self.prefit = prefit
+        self.quantile = quantile
+        self.min_dates = min_dates
+        self.source = source
+        self.n_folds = n_folds
+        self.gap = gap
+        self.min_names = min_names
+        self.share = share
+
+    def set_regime(self, frame: pd.DataFrame) -> RegimeEnsemble:
+        """Use `frame` (dates x regime features) from now on: before `fit`, or after it to
+        extend the dates for prediction (the fitted thresholds and weights stay)."""
+        self.regime = frame
+        return self
+
+    def _regime_frame(self) -> pd.DataFrame:
+        if self.regime is None:
+            raise ValueError(
+                "RegimeEnsemble needs a regime frame (dates x features known at each date): "
+                "pass regime= or call set_regime(market_regime(bars))"
+            )
+        frame = self.regime.astype(np.float64)
+        frame.index = pd.DatetimeIndex(frame.index, name="date")
+        return frame
+
+    def states(self, dates: pd.Index) -> pd.Series:
+        """The regime state of each date, e.g. "volatility=high,trend=low" (NaN if unknown)."""
+        frame = self._regime_frame().reindex(pd.DatetimeIndex(dates))[self.thresholds_.index]
+        parts = [
+            np.where(frame[c].to_numpy() > t, f"{c}=high", f"{c}=low").astype(object)
+            for c, t in self.thresholds_.items()
+        ]
+        labels = pd.Series([",".join(p) for p in zip(*parts, strict=True)], index=frame.index)
+        return labels.where(frame.notna().all(axis=1).to_numpy()).rename("state")
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None) -> RegimeEnsemble:
+        """Thresholds on the training dates, members on train, state weights on `valid` (and
+        the out-of-fold scores of train with `source="oof"`)."""
+        self._check(X, y)
+        if self.source not in ("valid", "oof"):
+            raise ValueError(f"source must be 'valid' or 'oof', got {self.source!r}")
+        if valid is None:
+            raise ValueError("RegimeEnsemble weighs members on validation rows: pass valid")
+        frame = self._regime_frame()
+        if frame.shape[1] == 0:
+            raise ValueError("the regime frame has no column")
+        train_rows = frame.reindex(_target_dates(y))
+        self.thresholds_ = train_rows.quantile(self.quantile).rename("threshold")
+        if self.thresholds_.isna().any():
+            missing = list(self.thresholds_.index[self.thresholds_.isna()])
+            raise ValueError(f"the regime frame has no value on the training dates for {missing}")
+        self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
+        ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+        if self.source == "oof":
+            oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
+            ic = pd.concat([_mean_ic(oof, y.reindex(oof.index), self.min_names), ic])
+        names = list(self.members)
+        ic = ic.reindex(columns=names)
+        self.daily_ic_ = ic
+        self.member_ic_ = ic.mean().rename("rank_ic")
+        self.weights_ = positive_weights(self.member_ic_)
+        state = self.states(ic.index)
+        rows, counts = {}, {}
+        for label in sorted(state.dropna().unique()):
+            on = ic[state.to_numpy() == label]
+            counts[label] = len(on)
+            own = on.mean()
+            enough = len(on) >= self.min_dates and bool((own > 0).any())
+            rows[label] = positive_weights(own) if enough else self.weights_
+        self.state_dates_ = pd.Series(counts, name="dates", dtype="int64")
+        self.state_weights_ = pd.DataFrame(rows, index=names).T
+        self.state_weights_.index.name = "state"
+        self._finish(X, valid)
+        return self
+
+    def _row_weights(self, index: pd.Index) -> np.ndarray:
+        dates = pd.DatetimeIndex(index.get_level_values("date"))
+        unique = dates.unique()
+        state = self.states(unique)
+        by_date = self.state_weights_.reindex(state.to_numpy())
+        by_date = by_date.fillna(self.weights_).set_axis(unique)
+        # a state never seen in the fitted dates has no row: it gets the overall weights too
+        return by_date.reindex(dates).to_numpy(np.float64)
+
+    def _combine(self, z: pd.DataFrame) -> np.ndarray:
+        return (z.to_numpy(np.float64) * self._row_weights(z.index)).sum(axis=1)
