@@ -65,6 +65,7 @@ def build_resources() -> dict[str, object]:
     tracking = MLflowResource(
         tracking_uri=dagster_value("MLFLOW_TRACKING_URI"),
         artifact_location=dagster_value("QUANT_MLFLOW_ARTIFACTS"),
+        s3_bucket=dagster_value("QUANT_MLFLOW_S3_BUCKET"),
     )
     return stack_resources(clickhouse, tracking, market_resource()) | {
         "llm": LLMResource(

@@ -52,6 +52,8 @@ TYPE_NAMES: dict[str, str] = {
 ENV_VAR_KINDS = ("text", "url")
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD", re.IGNORECASE)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# An S3 bucket (3-63 lowercase letters, digits, dots, hyphens), optionally /key-prefix.
+S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?")
 
 
 class SettingsError(ValueError):
@@ -65,8 +67,9 @@ class Setting:
     `default` is a value, None (unset: the feature is off) or a function of nothing for
     defaults computed from other settings; `shown_default` is how the README writes it then.
     `minimum` applies to integers and dates, `choices` to `choice` and integer settings,
-    `schemes` to URLs; `allowed` replaces the generated description of what is allowed when
-    code outside this module checks more (the demo's window)."""
+    `schemes` to URLs, `pattern` (a whole-text match) to text; `allowed` replaces the generated
+    description of what is allowed when code outside this module checks more (the demo's
+    window) or a pattern needs words."""
 
     name: str
     kind: Kind
@@ -78,6 +81,7 @@ class Setting:
     schemes: tuple[str, ...] = ()
     allowed: str | None = None
     secret: bool = False
+    pattern: re.Pattern[str] | None = None
 
     def default_value(self) -> object:
         """The default, computed now when it depends on other settings."""
@@ -149,6 +153,18 @@ _DECLARED = (
         lambda: (data_dir() / "mlflow" / "artifacts").as_uri(),
         "artifact root of new experiments (a folder or `s3://bucket/prefix`)",
         shown_default="`$QUANT_DATA_DIR/mlflow/artifacts` (a `file://` URI)",
+    ),
+    Setting(
+        "QUANT_MLFLOW_S3_BUCKET",
+        "text",
+        None,
+        "S3 bucket of MLflow's artifacts, `bucket` or `bucket/prefix`: set, a new experiment "
+        "stores them at `s3://<bucket>[/<prefix>]/<experiment>` instead of "
+        "`QUANT_MLFLOW_ARTIFACTS`, on `MLFLOW_S3_ENDPOINT_URL` (MinIO) or else AWS, with the "
+        "credentials of `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`",
+        allowed="an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), "
+        "optionally /prefix",
+        pattern=S3_BUCKET,
     ),
     Setting(
         "MLFLOW_S3_ENDPOINT_URL",
@@ -309,6 +325,8 @@ def parse(spec: Setting, raw: str) -> object:
         return text
     else:
         value = text
+        if spec.pattern is not None and not spec.pattern.fullmatch(text):
+            raise SettingsError(f"{shown} is not allowed; {allowed}")
     if spec.choices and value not in spec.choices:
         if spec.kind == "choice":
             hint = _suggest(text, list(spec.choices))
