@@ -11,7 +11,7 @@ from dagster import (
     multiprocess_executor,
 )
 
-from quant_assets.automation.jobs import daily_pipeline, history_load, market_ingest
+from quant_assets.automation.jobs import daily_pipeline, history_load, market_ingest, zoo_training
 from quant_assets.automation.schedules import daily_after_close
 from quant_assets.automation.sensors import landing_zone_sensor
 from quant_assets.factors import assets as factor_assets
@@ -34,7 +34,7 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_modules(STAGES),
         asset_checks=load_asset_checks_from_modules(STAGES),
-        jobs=[daily_pipeline, history_load, market_ingest],
+        jobs=[daily_pipeline, history_load, market_ingest, zoo_training],
         schedules=[daily_after_close],
         sensors=[landing_zone_sensor],
         resources=build_resources(),

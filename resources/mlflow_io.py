@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,8 @@ from dagster import (
 from mlflow.entities import Metric, Run
 from mlflow.models import infer_signature
 
+from resources import mlflow_registry as registry
+from resources.mlflow_pyfunc import log_zoo_model, unwrap
 from resources.mlflow_tracking import MLflowResource
 
 ASSET_TAG = "dagster.asset"
@@ -42,6 +44,8 @@ FAMILY_TAG = "model_family"
 MODEL_URI_TAG = "model_uri"
 SUPERSEDED_TAG = "superseded_by"  # on a replaced run: the MLflow run that replaced it
 METRICS_PER_BATCH = 1000  # MLflow's limit of metrics in one log_batch request
+# Metadata of an input that reads the champion of a registered model in force on its day.
+CHAMPION_INPUT = "champion_of"
 
 
 @dataclass
@@ -53,7 +57,11 @@ class ModelArtifact:
     imports and scans the environment, seconds per run). `curves` holds per-iteration metrics
     (name -> values of iterations 1, 2, ...), logged as steps so the UI draws them; `files`
     maps artifact paths to their content (text or bytes: tables as CSV, plots as PNG, or a
-    Future of them)."""
+    Future of them). A `pyfunc` model (a fitted zoo model) with a `registered_name` is
+    registered, made the challenger and promoted when `evaluate` (the model -> its score on
+    the day's report rows) rates it `promotion_margin` above the champion in force the day
+    before. Loaded back, `model` is the logged `ZooPyfunc` and `version` its registry version.
+    """
 
     model: Any
     flavor: str
@@ -66,6 +74,10 @@ class ModelArtifact:
     family: str = ""
     curves: dict[str, list[float]] = field(default_factory=dict)
     files: dict[str, str | bytes | Future] = field(default_factory=dict)
+    registered_name: str = ""
+    evaluate: Callable[[Any], float] | None = None
+    promotion_margin: float = 0.0
+    version: str = ""
 
 
 def _is_model_or_models(_context: TypeCheckContext, value: object) -> bool:
@@ -124,7 +136,6 @@ class MLflowModelIOManager(ConfigurableIOManager):
     ) -> dict[str, object]:
         family = obj.family or obj.flavor
         experiment = self.mlflow_tracking.setup()
-        flavor = importlib.import_module(f"mlflow.{obj.flavor}")
         model_name = f"{family}-{partition}" if partition else family
         tags = {ASSET_TAG: asset, PARTITION_TAG: partition, FAMILY_TAG: family}
         client = mlflow.MlflowClient()
@@ -135,23 +146,20 @@ class MLflowModelIOManager(ConfigurableIOManager):
         )
         info = None
         try:
-            mlflow.log_params(obj.params)
-            example = obj.input_example
-            signature = (
-                infer_signature(example, obj.model.predict(example))
-                if example is not None
-                else None
-            )
-            info = flavor.log_model(
-                obj.model,
-                name=model_name,
-                signature=signature,
-                input_example=example,
-                pip_requirements=obj.requirements or None,
-                tags=tags,
-            )
-            # linked to the model too, so the experiment's Models tab compares the days
-            mlflow.log_metrics(obj.metrics, model_id=info.model_id)
+            if obj.flavor == "pyfunc":
+                info = log_zoo_model(
+                    obj.model,
+                    name=model_name,
+                    features=obj.features,
+                    input_example=obj.input_example,
+                    params=obj.params,
+                    metrics=obj.metrics,
+                )
+            else:
+                mlflow.log_params(obj.params)
+                info = self._log_flavor(obj, model_name, tags)
+                # linked to the model too, so the experiment's Models tab compares the days
+                mlflow.log_metrics(obj.metrics, model_id=info.model_id)
             _log_curves(client, run.info.run_id, obj.curves)
             _log_files(obj.files)
             mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
@@ -164,7 +172,7 @@ class MLflowModelIOManager(ConfigurableIOManager):
             raise
         mlflow.end_run()
         replaced = _retire_earlier_runs(client, experiment, tags, run.info.run_id)
-        return {
+        metadata: dict[str, object] = {
             "mlflow_run_id": run.info.run_id,
             "model_uri": info.model_uri,
             "model_name": model_name,
@@ -172,16 +180,102 @@ class MLflowModelIOManager(ConfigurableIOManager):
             "features": len(obj.features),
             **{k: float(v) for k, v in obj.metrics.items()},
         }
+        if obj.registered_name:
+            metadata.update(self._register(obj, info.model_uri, partition, tags))
+        return metadata
+
+    @staticmethod
+    def _log_flavor(obj: ModelArtifact, model_name: str, tags: dict[str, str]):
+        """Log a model with its own MLflow flavor (a booster in its library's format)."""
+        flavor = importlib.import_module(f"mlflow.{obj.flavor}")
+        example = obj.input_example
+        signature = (
+            infer_signature(example, obj.model.predict(example)) if example is not None else None
+        )
+        return flavor.log_model(
+            obj.model,
+            name=model_name,
+            signature=signature,
+            input_example=example,
+            pip_requirements=obj.requirements or None,
+            tags=tags,
+        )
+
+    def _register(
+        self, obj: ModelArtifact, uri: str, partition: str, tags: dict[str, str]
+    ) -> dict[str, object]:
+        """Register the logged model, make it the challenger and decide its promotion against
+        the champion in force before its day, on the same report rows. The `champion` alias
+        moves only for the newest day (a backfill of an earlier day records its decision,
+        which `champion_as_of` honours for that day, without taking the live alias back)."""
+        name = obj.registered_name
+        version = registry.register(uri, name, {**tags, registry.DAY_TAG: partition})
+        registry.set_challenger(name, version)
+        previous = registry.champion_as_of(name, partition, before=True)
+        champion_score = None
+        if previous is not None:
+            champion = self._cached(name, previous)
+            champion_score = obj.evaluate(champion.model) if obj.evaluate else float("nan")
+        score = obj.evaluate(obj.model) if obj.evaluate else float("nan")
+        decision = registry.decide_promotion(score, champion_score, obj.promotion_margin)
+        newest = registry.newest_day(name) <= partition
+        registry.apply_decision(name, version, decision, move_alias=newest)
+        return {
+            "registered_model": name,
+            "registered_version": version,
+            "promotion": decision.reason,
+            "promoted": decision.promote,
+            "challenger_score": float(score),
+            "champion_score": float("nan") if champion_score is None else float(champion_score),
+            "compared_with": f"{name}/{previous}" if previous else "none",
+        }
+
+    def _cached(self, name: str, version: str):
+        """A registered version's ZooPyfunc, loaded once per process (a range compares
+        every day with the champion, mostly the same version)."""
+        key = (self.mlflow_tracking.tracking_uri, name, version)
+        if key not in _LOADED:
+            if len(_LOADED) >= 8:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = unwrap(registry.load_version(name, version))
+        return _LOADED[key]
 
     def load_input(self, context: InputContext) -> ModelArtifact | dict[str, ModelArtifact]:
-        """The model of the reading partition; for a range step, `{day: model}`."""
+        """The model of the reading partition; for a range step, `{day: model}`. An input
+        with `CHAMPION_INPUT` metadata reads instead the champion of that registered model
+        in force on each day."""
         asset = context.asset_key.to_user_string()
+        champion_of = (context.definition_metadata or {}).get(CHAMPION_INPUT)
+        load = (lambda day: self._champion(champion_of, day)) if champion_of else None
+        load = load or (lambda day: self._load(asset, day))
         if not context.has_asset_partitions:
-            return self._load(asset, "")
+            return load("")
         days = sorted(context.asset_partition_keys)
         if len(days) == 1:
-            return self._load(asset, days[0])
-        return {day: self._load(asset, day) for day in days}
+            return load(days[0])
+        return {day: load(day) for day in days}
+
+    def _champion(self, name: str, day: str) -> ModelArtifact:
+        """The champion of `name` on `day`: the `champion` alias when `day` is the newest
+        trained day, else the last version promoted on or before `day` (a backfill never
+        reads a later champion)."""
+        self.mlflow_tracking.setup()
+        version = registry.champion_as_of(name, day)
+        if version is None:
+            raise Failure(
+                f"no champion of {name} in force on {day}: train its models for {day} first"
+            )
+        try:
+            wrapper = self._cached(name, version)
+        except registry.ModelLoadError as error:
+            raise Failure(f"the champion of {name} on {day} cannot be loaded: {error}") from error
+        return ModelArtifact(
+            model=wrapper,
+            flavor="pyfunc",
+            features=list(wrapper.features),
+            uri=f"models:/{name}/{version}",
+            version=version,
+        )
 
     def _load(self, asset: str, partition: str) -> ModelArtifact:
         experiment = self.mlflow_tracking.setup()
@@ -201,9 +295,14 @@ class MLflowModelIOManager(ConfigurableIOManager):
         run = runs[0]
         uri = run.data.tags[MODEL_URI_TAG]
         model_info = mlflow.models.get_model_info(uri)
-        flavor_name = next(f for f in model_info.flavors if f != "python_function")
-        model = importlib.import_module(f"mlflow.{flavor_name}").load_model(uri)
-        features = [c.name for c in model_info.signature.inputs] if model_info.signature else []
+        own = [f for f in model_info.flavors if f != "python_function"]
+        if not own:  # a zoo model logged as a generic pyfunc
+            model = unwrap(mlflow.pyfunc.load_model(uri))
+            features, flavor_name = list(model.features), "pyfunc"
+        else:
+            flavor_name = own[0]
+            model = importlib.import_module(f"mlflow.{flavor_name}").load_model(uri)
+            features = [c.name for c in model_info.signature.inputs] if model_info.signature else []
         return ModelArtifact(
             model=model,
             flavor=flavor_name,
@@ -213,6 +312,10 @@ class MLflowModelIOManager(ConfigurableIOManager):
             uri=uri,
             family=run.data.tags.get(FAMILY_TAG, ""),
         )
+
+
+# Registered versions loaded in this process: (tracking URI, name, version) -> ZooPyfunc.
+_LOADED: dict[tuple[str, str, str], Any] = {}
 
 
 def _log_curves(client: mlflow.MlflowClient, run_id: str, curves: dict[str, list[float]]) -> None:

@@ -57,8 +57,11 @@ def test_every_stage_is_in_the_graph_with_its_group():
             ],
             "factors",
         ),
-        "lgbm_model": "models",
-        "predictions": "models",
+        **dict.fromkeys(
+            [f"{f}_model" for f in ("lgbm", "xgb", "rf", "cnn", "lstm", "transformer")]
+            + ["ensemble_model", "predictions", "champion_live_ic"],
+            "models",
+        ),
         "signals": "strategy",
         "recommendations": "reports",
     }
@@ -73,8 +76,9 @@ def test_every_asset_and_check_says_what_it_is():
         assert node.partitions_def is not None, name
     checks = list(_graph().asset_check_keys)
     # 25 before issue 11; then one each for the five quarantines, minute_bars (a second),
-    # adjusted_bars, news_items, labels and factor_screening
-    assert len(checks) == 35
+    # adjusted_bars, news_items, labels and factor_screening; issue 12: one per family and
+    # the ensemble (7 models, one had it), two more on predictions, the live rank IC
+    assert len(checks) == 35 + 6 + 2 + 1
     for check in checks:
         assert _graph().get_check_spec(check).description, check
 
@@ -122,6 +126,19 @@ def test_lineage_is_the_data_flow():
         "news_factor_values",
         "labels",
     }
+    assert parents("ensemble_model") == parents("lgbm_model") | {
+        "lgbm_model",
+        "xgb_model",
+        "rf_model",
+    }
+    assert parents("predictions") == {
+        "ensemble_model",
+        "daily_factor_values",
+        "alpha158_values",
+        "microstructure_values",
+        "news_factor_values",
+    }
+    assert parents("champion_live_ic") == {"predictions", "labels"}
     assert parents("signals") == {"predictions", "raw_daily_bars", "universe"}
     assert parents("recommendations") == {"signals", "labels", "universe", "raw_daily_bars"}
 

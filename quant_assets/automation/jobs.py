@@ -5,6 +5,8 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job
 
 from quant_assets.calendar import TRADING_DAYS
+from quant_assets.models.assets import DAILY_FAMILIES
+from quant_assets.models.zoo import FAMILIES
 
 DAILY_GROUPS = ("market", "quarantine", "factors", "models", "strategy", "reports")
 
@@ -27,9 +29,12 @@ HISTORY_ASSETS = (
     "news_factor_values",
 )
 
+# Families the daily run does not train (the networks by default): the zoo_training job's.
+OFF_DAILY_MODELS = tuple(f"{f}_model" for f in FAMILIES if f not in DAILY_FAMILIES)
+
 daily_pipeline = define_asset_job(
     "daily_pipeline",
-    selection=AssetSelection.groups(*DAILY_GROUPS),
+    selection=AssetSelection.groups(*DAILY_GROUPS) - AssetSelection.assets(*OFF_DAILY_MODELS),
     partitions_def=TRADING_DAYS,
     description="One trading day after its close: market data -> factors -> model -> "
     "predictions -> signals -> recommendations for the next trading day.",
@@ -41,6 +46,14 @@ history_load = define_asset_job(
     partitions_def=TRADING_DAYS,
     description="Daily bars, corporate actions, news and the factors and labels they give: "
     "the history the windows of the daily pipeline read (backfill it oldest first).",
+)
+
+zoo_training = define_asset_job(
+    "zoo_training",
+    selection=AssetSelection.assets(*(f"{f}_model" for f in FAMILIES)),
+    partitions_def=TRADING_DAYS,
+    description="Every family of the model zoo (CNN, LSTM and Transformer with the trees) "
+    "trained and registered for a day, after the daily pipeline stored its factors.",
 )
 
 market_ingest = define_asset_job(

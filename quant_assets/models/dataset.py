@@ -17,7 +17,7 @@ import pandas as pd
 
 from quant_assets.factors.screening import rank_ic_table
 from quant_assets.models.processing import LABEL_NORMS
-from quant_assets.models.segments import Segments, split_valid
+from quant_assets.models.segments import LABEL_HORIZON, Segments, split_valid
 
 BAR_COLUMNS = ("date", "symbol", "open", "high", "low", "close", "volume", "vwap")
 
@@ -122,14 +122,17 @@ def segment_frames(
     label_norm: str = "zscore",
     history: int = 0,
     report_share: float = 0.5,
+    purge_valid: bool = True,
 ) -> SegmentFrames:
     """Cut the panel into purged segments (see `segments`), drop training rows without a
     label (Qlib's DropnaLabel) and normalise the label per date (Qlib's CSZScoreNorm for
     trees, CSRankNorm for networks). `history` earlier days are prepended to each segment
-    as context rows with a NaN target."""
+    as context rows with a NaN target. `purge_valid` False keeps validation's last days:
+    right when the test segment is the day the labels are known on (the daily retraining),
+    whose model may read every label known by then."""
     calendar = features.index.get_level_values("date").unique().sort_values()
     train_days = segments.dates(calendar, "train")
-    valid_all = segments.dates(calendar, "valid")
+    valid_all = segments.dates(calendar, "valid", horizon=LABEL_HORIZON if purge_valid else 0)
     valid_days, report_days = split_valid(valid_all, report_share)
     test_days = segments.dates(calendar, "test")
     norm = LABEL_NORMS[label_norm]

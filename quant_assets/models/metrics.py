@@ -17,7 +17,7 @@ def daily_rank_ic(score: pd.Series, label: pd.Series, min_names: int = 2) -> pd.
 def daily_ic(score: pd.Series, label: pd.Series) -> pd.Series:
     """Pearson correlation of score and label on each date (pairwise complete)."""
     both = pd.concat([score.rename("s"), label.rename("l")], axis=1, join="inner").dropna()
-    return by_date_corr(both["s"], both["l"]).dropna()
+    return by_date_corr(both["s"], both["l"])
 
 
 def _ir(series: pd.Series) -> float:
@@ -36,7 +36,9 @@ def top_k_excess(score: pd.Series, label: pd.Series, k: int = 50) -> pd.Series:
 
 def score_report(score: pd.Series, label: pd.Series, k: int = 50) -> dict[str, float]:
     """IC, rank IC, ICIR, rank ICIR, the top-k daily excess (mean) and the number of dates."""
-    ic, ric = daily_ic(score, label), daily_rank_ic(score, label).dropna()
+    # a date the model cannot rank (a constant score) counts as no skill, not as no date
+    ic = daily_ic(score, label).reindex(daily_rank_ic(score, label).index).fillna(0.0)
+    ric = daily_rank_ic(score, label).fillna(0.0)
     excess = top_k_excess(score, label, k)
     return {
         "ic": float(ic.mean()),

@@ -96,4 +96,7 @@ class Processed(ZooModel):
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
+        """Scores from the columns the model was fitted on (an ensemble's members may read
+        fewer than the panel it is given)."""
+        X = X[list(self.feature_names_in_)]
         return self.model.predict(self.scaling_.transform(X) if self.scaling_ else X)

@@ -137,6 +137,7 @@ def prepare_frames(
     *,
     dedup: float | None = None,
     report_share: float = 0.5,
+    purge_valid: bool = True,
 ) -> tuple[SegmentFrames, pd.DataFrame | None, float]:
     """The segment frames the estimator learns from (its family's label norm, its look-back
     days), deduplicated on the training rows when `dedup` is a correlation limit; returns
@@ -150,6 +151,7 @@ def prepare_frames(
         label_norm=label_norm(family) if family in FAMILIES else "zscore",
         history=estimator.history_days,
         report_share=report_share,
+        purge_valid=purge_valid,
     )
     dropped = None
     if dedup is not None:

@@ -306,3 +306,28 @@ def test_a_challenger_with_a_corrupt_artifact_is_refused(experiment, logged):
     assert tags["promotion.reason"].startswith("refused, unloadable:")
     assert tags["promotion.challenger_score"] == "0.9"
     unwrap(registry.load_champion(name))  # the previous champion still serves
+
+
+def test_the_champion_of_a_day_is_the_last_promoted_up_to_it(experiment):
+    """Days trained in order move the alias; a backfilled earlier day records its promotion
+    for that day only, and `champion_as_of` never answers with a later day's version."""
+    name = "dated"
+    versions = {}
+    for day, promote in (("2024-03-04", True), ("2024-03-05", False), ("2024-03-06", True)):
+        version = registry.register(_log(experiment, RidgeZoo().fit(X, Y)), name,
+                                    {registry.DAY_TAG: day})  # fmt: skip
+        decision = registry.decide_promotion(0.1 if promote else -1.0, 0.0, 0.0)
+        registry.apply_decision(name, version, decision, move_alias=True)
+        versions[day] = version
+    assert registry.champion_as_of(name, "2024-03-05") == versions["2024-03-04"]
+    assert registry.champion_as_of(name, "2024-03-06") == versions["2024-03-06"]
+    assert registry.champion_as_of(name, "2024-03-06", before=True) == versions["2024-03-04"]
+    assert registry.champion_as_of(name, "2024-03-01") is None
+    # a backfill of 2024-03-05, promoted: counts for that day, the live alias stays
+    late = registry.register(_log(experiment, RidgeZoo(alpha=2.0).fit(X, Y)), name,
+                             {registry.DAY_TAG: "2024-03-05"})  # fmt: skip
+    newest = registry.newest_day(name) <= "2024-03-05"
+    registry.apply_decision(name, late, registry.decide_promotion(0.2, 0.1, 0.0), newest)
+    assert registry.current_champion(name) == versions["2024-03-06"]
+    assert registry.champion_as_of(name, "2024-03-05") == late
+    assert registry.champion_as_of(name, "2024-03-06") == versions["2024-03-06"]

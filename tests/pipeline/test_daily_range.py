@@ -15,6 +15,7 @@ from dagster._core.storage.tags import (
 
 from quant_assets.automation.jobs import daily_pipeline, history_load
 from resources import ClickHouseResource
+from resources.mlflow_registry import champion_as_of
 from tests.conftest import embedded_stack
 from tests.pipeline.test_daily_pipeline import ALL_ASSETS, RUN_CONFIG
 from tests.pipeline.test_daily_pipeline import WARMUP as HISTORY
@@ -40,8 +41,8 @@ def _tables(resources) -> dict[str, pd.DataFrame]:
         )["name"]
         for table in sorted(set(names) - UNCOMPARED):
             frame = ch.query_df(client, f"SELECT * FROM {{db}}.{table}")
-            if table == "predictions":  # the MLflow run of each day's model differs
-                frame = frame.drop(columns=["model_uri"])
+            if table == "predictions":  # the registered version of each day's model differs
+                frame = frame.drop(columns=["model_uri", "model_version"])
             out[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
     return out
 
@@ -126,23 +127,33 @@ def test_each_day_keeps_its_own_model_and_metadata(runs):
         assert ranged[day]["training_window"].value == alone["training_window"].value
         assert ranged[day]["replaced_runs"].value == alone["mlflow_run_id"].value
 
-    # the rerun replaced each day's model: one live run per day, the range's
+    # the rerun replaced each day's model: the range's run is the day's, and the run it
+    # replaced is tagged so, kept live because its model is registered
     client = mlflow.MlflowClient(tracking_uri=runs["tracking_uri"])
     experiment = client.get_experiment_by_name("range")
-    live = client.search_runs([experiment.experiment_id], max_results=100)
-    by_partition = {}
+    live = client.search_runs(
+        [experiment.experiment_id], "tags.`dagster.asset` = 'lgbm_model'", max_results=100
+    )
+    current = {}
     for run in live:
-        by_partition.setdefault(run.data.tags["dagster.partition"], []).append(run.info.run_id)
-    assert by_partition == {day: [run_ids[day]] for day in DAYS}
+        if "superseded_by" not in run.data.tags:
+            current.setdefault(run.data.tags["dagster.partition"], []).append(run.info.run_id)
+        else:
+            assert run.data.tags["superseded_by"] == run_ids[run.data.tags["dagster.partition"]]
+    assert current == {day: [run_ids[day]] for day in DAYS}
 
 
-def test_a_ranges_predictions_use_each_days_model(runs):
+def test_a_ranges_predictions_use_each_days_champion(runs):
     ch = runs["resources"]["clickhouse"]
     with ch.client() as client:
         uris = ch.query_df(
             client, "SELECT DISTINCT toString(date) AS day, model_uri FROM {db}.predictions"
         )
-    ranged = _model_metadata(runs["in_one"])
-    assert dict(zip(uris["day"], uris["model_uri"], strict=True)) == {
-        day: ranged[day]["model_uri"].value for day in DAYS
-    }
+    mlflow.set_tracking_uri(runs["tracking_uri"])
+    expected = {day: f"models:/quant_ensemble/{champion_as_of('quant_ensemble', day)}"
+                for day in DAYS}  # fmt: skip
+    assert dict(zip(uris["day"], uris["model_uri"], strict=True)) == expected
+    registry = mlflow.MlflowClient(tracking_uri=runs["tracking_uri"])
+    for day, uri in expected.items():  # never a model of a later day
+        version = registry.get_model_version("quant_ensemble", uri.rsplit("/", 1)[1])
+        assert version.tags["day"] <= day

@@ -14,7 +14,7 @@ from dagster import AssetIn, Config, DagsterInstance, InMemoryIOManager, asset, 
 from mlflow.entities import ViewType
 
 from quant_assets.calendar import TRADING_DAYS
-from quant_assets.models.lgbm import feature_importance, learning_curves
+from quant_assets.models.trees import feature_importance, learning_curves
 from resources.mlflow_io import MLflowModelIOManager, ModelArtifact
 from resources.mlflow_tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING, MLflowResource
 

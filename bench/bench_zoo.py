@@ -1,0 +1,275 @@
+"""The zoo and its ensembles side by side, on the simulated market and on CSI300.
+
+    .venv/bin/python bench/bench_zoo.py [--market sim|csi300|both] [--members lgbm,xgb,...]
+
+Each family of the zoo is fitted once per market on Alpha158 (train, then early stopping on
+the first part of valid), and scored on the rest of valid (the "report" days early stopping
+never saw) and on test. The ensembles are built from those fitted members: the weighted
+average and the regime ensemble weigh them on the early-stopping days (prefit members); the
+stacking ensemble refits its members on purged out-of-fold windows (the trees only, by
+default: its networks would cost three fits more each). Printed per model: valid and test
+IC, rank IC, rank ICIR and the mean daily top-50 excess return over the equal-weight
+universe (before costs), fit seconds (and seconds per epoch for the networks), the RSS rise
+of the fit; then whether each ensemble beats its best member on validation, and on test.
+Figures go to .data/bench/zoo_<market>.json, a bar chart to .data/bench/zoo_<market>.png.
+Not part of pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA_DIR = Path(os.environ.get("QUANT_DATA_DIR", REPO / ".data"))
+OUT = DATA_DIR / "bench"
+
+from quant_assets.models.dataset import forward_label  # noqa: E402
+from quant_assets.models.ensembles import (  # noqa: E402
+    RegimeEnsemble,
+    Stacking,
+    WeightedAverage,
+    market_regime,
+)
+from quant_assets.models.metrics import score_report  # noqa: E402
+from quant_assets.models.segments import Segments  # noqa: E402
+from quant_assets.models.walk_forward import (  # noqa: E402
+    feature_frame,
+    fit_frames,
+    prepare_frames,
+)
+from quant_assets.models.zoo import FAMILIES, make_processed  # noqa: E402
+
+CSI300_SEGMENTS = {"train": ("2021-01-01", "2022-12-31"), "valid": ("2023-01-01", "2023-12-31"),
+                   "test": ("2024-01-01", "2024-12-31")}  # fmt: skip
+TOP = 50
+
+
+class RssPeak:
+    """The process's RSS at entry and its peak while the block runs (sampled every 50 ms)."""
+
+    def __enter__(self) -> RssPeak:
+        self._proc = psutil.Process()
+        self.start_mb = self.peak_mb = self._proc.memory_info().rss / 2**20
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def sim_bars(symbols: int = 300, days: int = 500) -> tuple[pd.DataFrame, Segments]:
+    """Adjusted bars of the simulated market (its planted alphas) with 60/20/20 % segments."""
+    from quant_assets.market.adjustment import backward_adjusted
+    from quant_assets.market.sources.simulated import SimulatedMarket
+
+    cache = DATA_DIR / "bench" / f"sim_bars_{symbols}x{days}.parquet"
+    if cache.exists():
+        bars = pd.read_parquet(cache)
+    else:
+        sim = SimulatedMarket(
+            pd.bdate_range("2022-01-03", periods=days), n_symbols=symbols, seed=11
+        )
+        adjusted = backward_adjusted(sim.daily_bars())
+        bars = adjusted[~adjusted["is_suspended"].astype(bool)].reset_index(drop=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        bars.to_parquet(cache)
+    cal = pd.DatetimeIndex(sorted(bars["date"].unique()))
+    a, b = int(len(cal) * 0.6), int(len(cal) * 0.8)
+    seg = Segments((cal[60], cal[a - 1]), (cal[a], cal[b - 1]), (cal[b], cal[-1]))
+    return bars, seg
+
+
+def csi300_bars() -> tuple[pd.DataFrame, Segments] | None:
+    """CSI300 from ../shared/data, backward adjusted (cached), suspended days left out."""
+    from quant_assets.market.adjustment import backward_adjusted
+    from quant_assets.market.sources.real_data import load_csi300_bars
+
+    cache = DATA_DIR / "bench" / "csi300_adjusted.parquet"
+    if cache.exists():
+        adjusted = pd.read_parquet(cache)
+    else:
+        try:
+            raw = load_csi300_bars()
+        except FileNotFoundError as error:
+            print(f"CSI300 skipped: {error}")
+            return None
+        adjusted = backward_adjusted(raw)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        adjusted.to_parquet(cache)
+    bars = adjusted[~adjusted["is_suspended"].astype(bool)].reset_index(drop=True)
+    return bars, Segments.from_dict(CSI300_SEGMENTS)
+
+
+def figures(model, frames, which: str) -> dict[str, float]:
+    """score_report of the model on the report days or the test days."""
+    X, target = frames.report if which == "valid" else frames.test
+    own = target.notna() if which == "valid" else X.index.get_level_values("date") >= frames.days[
+        "test"][0]  # fmt: skip
+    scores = model.predict(X)[np.asarray(own)]
+    return score_report(scores, frames.raw_label.reindex(scores.index), TOP)
+
+
+def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
+               stack_members: list[str]) -> dict:  # fmt: skip
+    print(f"\n== {name}: {bars['symbol'].nunique()} symbols, {bars['date'].nunique()} days; "
+          f"train {seg.train[0].date()}..{seg.train[1].date()}, valid "
+          f"{seg.valid[0].date()}..{seg.valid[1].date()}, test {seg.test[0].date()}..{seg.test[1].date()}")  # fmt: skip
+    t0 = time.perf_counter()
+    panel = feature_frame(bars, "alpha158")
+    label = forward_label(bars)
+    print(f"features {time.perf_counter() - t0:.1f} s: {panel.shape}")
+    results: dict[str, dict] = {}
+    fitted = {}
+    for family in members:
+        estimator = make_processed(family, seed=0, **({"progress": True} if family in
+                                                     ("cnn", "lstm", "transformer") else {}))  # fmt: skip
+        frames, _, _ = prepare_frames(panel, label, seg, estimator)
+        with RssPeak() as rss:
+            t = time.perf_counter()
+            fit = fit_frames(estimator, frames)
+            seconds = time.perf_counter() - t
+        epochs = len(next(iter(fit.model.curves_.values()), [])) if family in (
+            "cnn", "lstm", "transformer") else 0  # fmt: skip
+        results[family] = {
+            "valid": figures(fit.model, frames, "valid"),
+            "test": figures(fit.model, frames, "test"),
+            "fit_seconds": seconds,
+            "epochs": epochs,
+            "seconds_per_epoch": seconds / epochs if epochs else None,
+            "best_iteration": fit.metrics["best_iteration"],
+            "fit_rss_rise_mb": rss.peak_mb - rss.start_mb,
+            "train_rows": int(frames.train[1].notna().sum()),
+        }
+        fitted[family] = fit.model
+        _line(family, results[family])
+    regime = market_regime(bars)
+    ensembles = {
+        "average": WeightedAverage(dict(fitted), prefit=True),
+        "regime": RegimeEnsemble(dict(fitted), regime=regime, prefit=True),
+        "stacking": Stacking({f: make_processed(f, seed=0) for f in stack_members}),
+    }
+    for kind, ensemble in ensembles.items():
+        frames, _, _ = prepare_frames(panel, label, seg, ensemble)
+        with RssPeak() as rss:
+            t = time.perf_counter()
+            fit = fit_frames(ensemble, frames)
+            seconds = time.perf_counter() - t
+        chosen = stack_members if kind == "stacking" else list(fitted)
+        best_member = max(chosen, key=lambda m: results[m]["valid"]["rank_ic"])
+        results[kind] = {
+            "valid": figures(fit.model, frames, "valid"),
+            "test": figures(fit.model, frames, "test"),
+            "fit_seconds": seconds,
+            "fit_rss_rise_mb": rss.peak_mb - rss.start_mb,
+            "members": chosen,
+            "weights": {
+                k: float(v) for k, v in getattr(fit.model, "weights_", pd.Series()).items()
+            },
+            "best_member": best_member,
+        }
+        r = results[kind]
+        r["beats_best_member_valid"] = (
+            r["valid"]["rank_ic"] > results[best_member]["valid"]["rank_ic"]
+        )
+        r["beats_best_member_test"] = r["test"]["rank_ic"] > results[best_member]["test"]["rank_ic"]
+        _line(kind, r)
+    return results
+
+
+def _line(name: str, r: dict) -> None:
+    v, t = r["valid"], r["test"]
+    epoch = f" ({r['seconds_per_epoch']:.1f} s/epoch)" if r.get("seconds_per_epoch") else ""
+    print(f"{name:12s} valid rank IC {v['rank_ic']:+.4f} | test IC {t['ic']:+.4f} rank IC "
+          f"{t['rank_ic']:+.4f} rank ICIR {t['rank_icir']:+.3f} top{TOP} {t[f'top{TOP}_excess'] * 1e4:+.1f} bp/day"
+          f" | fit {r['fit_seconds']:.1f} s{epoch}, +{r['fit_rss_rise_mb']:.0f} MB", flush=True)  # fmt: skip
+
+
+def table(results: dict) -> str:
+    """A markdown table of the figures, LightGBM first, with the ensembles' verdicts."""
+    rows = ["| model | valid rank IC | test IC | test rank IC | test rank ICIR | "
+            f"test top-{TOP} excess (bp/day) | fit (s) | s/epoch |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in results.items():
+        v, t = r["valid"], r["test"]
+        per = f"{r['seconds_per_epoch']:.1f}" if r.get("seconds_per_epoch") else ""
+        rows.append(f"| {name} | {v['rank_ic']:+.4f} | {t['ic']:+.4f} | {t['rank_ic']:+.4f} | "
+                    f"{t['rank_icir']:+.3f} | {t[f'top{TOP}_excess'] * 1e4:+.1f} | "
+                    f"{r['fit_seconds']:.1f} | {per} |")  # fmt: skip
+    for kind in ("average", "stacking", "regime"):
+        if kind in results:
+            r = results[kind]
+            rows.append(f"\n{kind}: best member {r['best_member']}; beats it on validation: "
+                        f"{r['beats_best_member_valid']}, on test: {r['beats_best_member_test']}")  # fmt: skip
+    return "\n".join(rows)
+
+
+def plot(results: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    valid = [results[n]["valid"]["rank_ic"] for n in names]
+    test = [results[n]["test"]["rank_ic"] for n in names]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar(x - 0.2, valid, 0.4, label="valid (report days)")
+    ax.bar(x + 0.2, test, 0.4, label="test")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, names, rotation=30)
+    ax.set_ylabel("mean daily rank IC")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--market", choices=["sim", "csi300", "both"], default="both")
+    parser.add_argument("--members", default=",".join(FAMILIES))
+    parser.add_argument("--stack-members", default="lgbm,xgb,rf")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    members = args.members.split(",")
+    stack = args.stack_members.split(",")
+    OUT.mkdir(parents=True, exist_ok=True)
+    markets = []
+    if args.market in ("sim", "both"):
+        markets.append(("sim", *sim_bars()))
+    if args.market in ("csi300", "both"):
+        loaded = csi300_bars()
+        if loaded is not None:
+            markets.append(("csi300", *loaded))
+    for name, bars, seg in markets:
+        results = run_market(name, bars, seg, members, stack)
+        print("\n" + table(results))
+        (OUT / f"zoo_{name}.json").write_text(json.dumps(results, indent=1, default=str))
+        plot(results, OUT / f"zoo_{name}.png", f"Zoo on {name}: rank IC, valid vs test")
+        print(f"figures: {OUT / f'zoo_{name}.json'}, plot: {OUT / f'zoo_{name}.png'}")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
