@@ -20,7 +20,10 @@ def _xy(X: pd.DataFrame, y: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """The rows with a target, as float32 features and float64 target."""
     check_panel(X, y)
     rows = target_rows(y)
-    return X.to_numpy(np.float32)[rows], y.to_numpy(np.float64)[rows]
+    values, target = X.to_numpy(np.float32), y.to_numpy(np.float64)
+    if rows.all():  # the usual case: no second copy of the panel
+        return values, target
+    return values[rows], target[rows]
 
 
 def learning_curves(evals_result: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
