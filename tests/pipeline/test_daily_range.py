@@ -41,8 +41,11 @@ def _tables(resources) -> dict[str, pd.DataFrame]:
         )["name"]
         for table in sorted(set(names) - UNCOMPARED):
             frame = ch.query_df(client, f"SELECT * FROM {{db}}.{table}")
-            if table == "predictions":  # the registered version of each day's model differs
+            # the registered version of each day's model differs between the two runs
+            if table == "predictions":
                 frame = frame.drop(columns=["model_uri", "model_version"])
+            if table == "champion_live_ic":
+                frame = frame.drop(columns=["model_uri"])
             out[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
     return out
 
