@@ -252,7 +252,7 @@ _DECLARED = (
         "int",
         20,
         "demo days per Dagster run of the daily pipeline (each asset computes them day by "
-        "day in one step): fewer runs, more memory (a 4.3 GB peak at 20 days, 2.9 GB at 10, "
+        "day in one step): fewer runs, more memory (a 4.5 GB peak at 20 days, 2.9 GB at 10 before issue 12, "
         "with the demo's 15 s order books); 1 gives one run per day, as the daily schedule does",
         minimum=1,
     ),
@@ -260,9 +260,9 @@ _DECLARED = (
         "QUANT_DEMO_WARMUP_DAYS",
         "int",
         50,
-        "trading days of history loaded before them; the first model needs 15 labelled days, "
-        "a label is known two days later",
-        minimum=16,
+        "trading days of history loaded before them; the first model needs 28 labelled days "
+        "(10 to train, 2 purged, 16 to validate), a label is known two days later",
+        minimum=29,
     ),
     Setting(
         "QUANT_SHARED_DATA",

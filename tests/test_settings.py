@@ -118,7 +118,7 @@ def test_check_environment_accepts_the_defaults_and_every_documented_value():
             "QUANT_SIM_SNAPSHOT_SECONDS": "15",
             "QUANT_EXTRA_HOLIDAYS": "2027-01-01, 2027-02-08",
             "QUANT_DEMO_DAYS": "4",
-            "QUANT_DEMO_WARMUP_DAYS": "16",
+            "QUANT_DEMO_WARMUP_DAYS": "29",
             "QUANT_LLM_API_KEY": "anything",
             "MLFLOW_SOMETHING_ELSE": "not ours to check",
         }
@@ -154,16 +154,19 @@ def test_text_reaches_dagster_as_an_env_var_and_numbers_as_values(monkeypatch, t
 
 def test_the_declared_limits_are_what_the_code_needs():
     """The demo's minimums follow from the pipeline: the first model needs `min_train_days`
-    labelled days and a label is known two trading days after its day (so one warm-up day
+    labelled days to train, two purged and `valid_days` to validate, and a label is known two trading days after its day (so one warm-up day
     more); the track record needs two signal days whose next-open return (known two days
     later) is in; the partitions cannot start before the calendar; the sources are the
     resource's."""
     from quant_assets.calendar import CALENDAR_START
     from quant_assets.market.labels import LAGS
     from quant_assets.models.assets import TrainConfig
+    from quant_assets.models.daily import labelled_days_needed
     from resources.market import SOURCES
 
-    assert SETTINGS["QUANT_DEMO_WARMUP_DAYS"].minimum == TrainConfig().min_train_days + 1
+    config = TrainConfig()
+    needed = labelled_days_needed(config.min_train_days, config.valid_days)
+    assert SETTINGS["QUANT_DEMO_WARMUP_DAYS"].minimum == needed + 1
     assert SETTINGS["QUANT_DEMO_DAYS"].minimum == LAGS["open_ret"] + 2
     assert SETTINGS["QUANT_PARTITIONS_START"].minimum == CALENDAR_START.date()
     assert SETTINGS["QUANT_MARKET_SOURCE"].choices == SOURCES
@@ -173,10 +176,10 @@ def test_the_demo_window_is_the_last_trading_days_up_to_the_end(monkeypatch):
     from quant_assets.demo import demo_window
 
     monkeypatch.setenv("QUANT_DEMO_DAYS", "4")
-    monkeypatch.setenv("QUANT_DEMO_WARMUP_DAYS", "16")
+    monkeypatch.setenv("QUANT_DEMO_WARMUP_DAYS", "29")
     window = demo_window()
     assert window.demo == ["2024-06-25", "2024-06-26", "2024-06-27", "2024-06-28"]
-    assert len(window.warmup) == 16 and window.warmup[-1] == "2024-06-24"
+    assert len(window.warmup) == 29 and window.warmup[-1] == "2024-06-24"
     assert "2024-06-10" not in window.warmup  # Dragon Boat Festival
 
 

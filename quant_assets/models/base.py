@@ -42,6 +42,27 @@ class ZooModel(BaseEstimator):
         raise NotImplementedError
 
 
+class Wrapper(ZooModel):
+    """A zoo model around another (`model`): it has the inner model's family and look-back,
+    and after `fit` shows the inner model's learned importance, curves and iterations."""
+
+    model: ZooModel
+    FITTED = ("feature_importance_", "curves_", "best_iteration_", "feature_names_in_")
+
+    @property
+    def family(self) -> str:  # type: ignore[override]
+        return self.model.family
+
+    @property
+    def history_days(self) -> int:  # type: ignore[override]
+        return self.model.history_days
+
+    def _adopt_fitted(self) -> None:
+        """Show the inner model's learned attributes as this model's own."""
+        for name in self.FITTED:
+            setattr(self, name, getattr(self.model, name))
+
+
 def target_rows(y: pd.Series) -> np.ndarray:
     """Boolean mask of the rows with a finite target (the rows a model learns from)."""
     return np.isfinite(y.to_numpy(dtype=np.float64))

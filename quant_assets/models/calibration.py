@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from quant_assets.models.base import Validation, ZooModel
+from quant_assets.models.base import Validation, Wrapper, ZooModel
 from quant_assets.models.dataset import top_quintile
 
 TOP_SHARE = 0.2
@@ -56,7 +56,7 @@ def calibrate(
     return Calibrator(share).fit(scores_valid, target_valid)
 
 
-class Calibrated(ZooModel):
+class Calibrated(Wrapper):
     """A single zoo model that also gives a probability: the model is fitted as usual and the
     calibrator on its validation scores, so `predict_frame` matches the ensembles' columns
     (`confidence` is NaN: one model has no members to agree)."""
@@ -65,21 +65,12 @@ class Calibrated(ZooModel):
         self.model = model
         self.share = share
 
-    @property
-    def family(self) -> str:  # type: ignore[override]
-        return self.model.family
-
-    @property
-    def history_days(self) -> int:  # type: ignore[override]
-        return self.model.history_days
-
     def fit(self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None) -> Calibrated:
         """Fit the model (valid for its early stopping), then the calibrator on `valid`."""
         if valid is None:
             raise ValueError("calibration needs validation rows (valid=(X_valid, y_valid))")
         self.model.fit(X, y, valid)
-        for name in ("feature_importance_", "curves_", "best_iteration_", "feature_names_in_"):
-            setattr(self, name, getattr(self.model, name))
+        self._adopt_fitted()
         self.calibrator_ = calibrate(self.model.predict(valid[0]), valid[1], self.share)
         return self
 

@@ -19,6 +19,11 @@ from quant_assets.models.metrics import daily_rank_ic
 from quant_assets.models.segments import LABEL_HORIZON, Segments
 
 
+def labelled_days_needed(min_train_days: int, valid_days: int) -> int:
+    """Labelled days a first model needs: its training days, the two purged, validation."""
+    return min_train_days + LABEL_HORIZON + valid_days
+
+
 def daily_segments(
     labelled: pd.DatetimeIndex, day: pd.Timestamp, train_days: int, valid_days: int
 ) -> Segments:

@@ -22,26 +22,6 @@ from quant_assets.models.segments import LABEL_HORIZON, Segments, split_valid
 BAR_COLUMNS = ("date", "symbol", "open", "high", "low", "close", "volume", "vwap")
 
 
-def cross_sectional_rank(values: pd.Series) -> pd.Series:
-    """Per-date percentile rank centred on zero: the usual target of a stock-selection model,
-    insensitive to the market's level and to outliers."""
-    return values.groupby(level="date").rank(pct=True) - 0.5
-
-
-def training_frame(
-    features: pd.DataFrame, label: pd.Series, day: pd.Timestamp
-) -> tuple[pd.DataFrame, pd.Series]:
-    """Rows strictly before `day` whose label is known, with the ranked label as target.
-
-    `label` is indexed by (date, symbol) of the day it belongs to; it holds only labels known
-    by `day` when read from the label partitions up to `day`."""
-    joined = features.join(label.rename("__label__"), how="inner")
-    joined = joined[joined.index.get_level_values("date") < day]
-    joined = joined[np.isfinite(joined["__label__"])]
-    target = cross_sectional_rank(joined["__label__"])
-    return joined.drop(columns="__label__"), target.rename("label")
-
-
 def forward_label(bars: pd.DataFrame) -> pd.Series:
     """`Ref($close,-2)/Ref($close,-1)-1` indexed by (date, symbol) for every bar, on the
     union calendar of `bars` (a missing bar of the next two days leaves the label NaN)."""
@@ -89,7 +69,8 @@ def deduplicate(
             )
         else:
             kept.append(j)
-    columns = [c for i, c in enumerate(X.columns) if i in set(kept)]
+    kept_set = set(kept)
+    columns = [c for i, c in enumerate(X.columns) if i in kept_set]
     table = pd.DataFrame(
         dropped, columns=["factor", "kept_instead", "corr", "abs_ic", "abs_ic_kept"]
     )

@@ -37,8 +37,8 @@ def top_k_excess(score: pd.Series, label: pd.Series, k: int = 50) -> pd.Series:
 def score_report(score: pd.Series, label: pd.Series, k: int = 50) -> dict[str, float]:
     """IC, rank IC, ICIR, rank ICIR, the top-k daily excess (mean) and the number of dates."""
     # a date the model cannot rank (a constant score) counts as no skill, not as no date
-    ic = daily_ic(score, label).reindex(daily_rank_ic(score, label).index).fillna(0.0)
     ric = daily_rank_ic(score, label).fillna(0.0)
+    ic = daily_ic(score, label).reindex(ric.index).fillna(0.0)
     excess = top_k_excess(score, label, k)
     return {
         "ic": float(ic.mean()),

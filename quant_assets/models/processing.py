@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from quant_assets.models.base import Validation, ZooModel
+from quant_assets.models.base import Validation, Wrapper, ZooModel
 
 MAD_TO_STD = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 CLIP = 3.0
@@ -66,21 +66,13 @@ class RobustZScore:
         return pd.DataFrame(values, index=X.index, columns=X.columns)
 
 
-class Processed(ZooModel):
+class Processed(Wrapper):
     """A zoo model behind its feature scaling: fits the scaling on the training rows, then the
     model on scaled features, so every member of an ensemble reads the same raw panel."""
 
     def __init__(self, model: ZooModel, scaling: RobustZScore | None = None) -> None:
         self.model = model
         self.scaling = scaling
-
-    @property
-    def family(self) -> str:  # type: ignore[override]
-        return self.model.family
-
-    @property
-    def history_days(self) -> int:  # type: ignore[override]
-        return self.model.history_days
 
     def fit(self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None) -> Processed:
         if self.scaling is None:
@@ -91,8 +83,7 @@ class Processed(ZooModel):
             self.scaling_ = RobustZScore(self.scaling.clip, self.scaling.fill).fit(X[rows])
             scaled_valid = (self.scaling_.transform(valid[0]), valid[1]) if valid else None
             self.model.fit(self.scaling_.transform(X), y, scaled_valid)
-        for name in ("feature_importance_", "curves_", "best_iteration_", "feature_names_in_"):
-            setattr(self, name, getattr(self.model, name))
+        self._adopt_fitted()
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.Series:

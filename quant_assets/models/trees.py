@@ -49,6 +49,10 @@ def feature_importance(booster) -> pd.DataFrame:
     return table.sort_values(["gain", "splits"], ascending=False)
 
 
+# The families' smallest-leaf parameters, which default to `leaf_size(None, rows)`.
+LEAF_SIZES = ("min_data_in_leaf", "min_child_weight", "min_samples_leaf")
+
+
 def leaf_size(value: float | None, rows: int) -> float:
     """The smallest leaf: `value` when given, else one row in 250 (at least 20). A daily
     cross-section is mostly noise, so leaves must average many names; a fixed size fit for

@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from quant_assets.factors.screening import rank_ic_table
 from quant_assets.models.base import Validation, ZooModel
 from quant_assets.models.processing import Processed
+from quant_assets.models.trees import LEAF_SIZES, leaf_size
 from quant_assets.models.zoo import NETWORK_FAMILIES, family_class, make_processed
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,12 @@ def tune(
             study_name=f"{name}-tuning",
         )
         if include_defaults and not callable(space):
-            start = {k: defaults[k] for k, d in space.items() if _inside(d, defaults.get(k))}
+            # a leaf size left to the data (None) is the size it resolves to on these rows
+            rows = int(np.isfinite(y.to_numpy(np.float64)).sum())
+            resolved = {
+                k: leaf_size(v, rows) if k in LEAF_SIZES else v for k, v in defaults.items()
+            }
+            start = {k: resolved[k] for k, d in space.items() if _inside(d, resolved.get(k))}
             if start:
                 study.enqueue_trial(start)
         deadline = time.monotonic() + timeout_s

@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
-from sklearn.linear_model import Ridge
 
-from quant_assets.models.base import ZooModel
 from resources import build_resources
 from resources import mlflow_registry as registry
 from resources.mlflow_pyfunc import log_zoo_model, unwrap
 from resources.mlflow_tracking import MLflowResource
 from resources.settings import SettingsError, check_environment
+from tests.models.test_registry import RidgeZoo
 
 BUCKET = "quant-models"
 PREFIX = "mlflow"
@@ -32,22 +31,6 @@ INDEX = pd.MultiIndex.from_product(
 )
 X = pd.DataFrame(np.random.default_rng(3).normal(size=(30, 2)), index=INDEX, columns=FEATURES)
 Y = X["f1"] - X["f2"]
-
-
-class RidgeZoo(ZooModel):
-    """A zoo family in miniature: ridge regression on the panel's features."""
-
-    family = "ridge"
-
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
-
-    def fit(self, X, y, valid=None):
-        self.ridge_ = Ridge(alpha=self.alpha).fit(X.to_numpy(), y.to_numpy())
-        return self
-
-    def predict(self, X):
-        return pd.Series(self.ridge_.predict(X.to_numpy()), index=X.index, name="score")
 
 
 def _free_port() -> int:
