@@ -64,7 +64,11 @@ ui: install  ## the Dagster UI on http://127.0.0.1:3000
 mlflow-ui: install  ## the MLflow UI on http://127.0.0.1:5000
 	exec bash mlflow/serve.sh
 
-bench: install $(QLIB_VENV)/.installed  ## the benchmarks under bench/ (figures, not tests)
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/pip install --progress-bar off -e ".[dev,bench]"
+	@touch $@
+
+bench: install $(VENV)/.bench-installed $(QLIB_VENV)/.installed  ## the benchmarks under bench/ (figures, not tests)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:  ## remove the data folder (ClickHouse, MLflow, Dagster instance, reports)

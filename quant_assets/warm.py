@@ -26,6 +26,7 @@ from quant_assets.factors.screening import rank_ic_table
 from quant_assets.market.sources.landing import LANDING_KINDS
 from quant_assets.market.sources.simulated import SimulatedMarket
 from quant_assets.market.validation import validate
+from quant_assets.strategy import backtest
 
 
 def _as_read(df: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +78,13 @@ def warm() -> float:
         for columns in (x.iloc[:, :1], x.iloc[:, :5], x.iloc[:, :5].astype(float)):
             rank_ic_table(_as_read(columns), y, min_names=5)  # one column: C and F at once
             rank_ic_table(columns, y, min_names=5)
+    score = label.rename("score")
+    for frame in (bars, _as_read(bars)):  # the backtest's kernel, each way it is called
+        backtest(score, frame, top_n=3, min_listed_days=0)
+        backtest(score, frame, top_n=3, rules=False, costs=False, execution="close")
+        actions = pd.DataFrame({"symbol": [universe["symbol"].iloc[0]], "ex_date": [days[-5]],
+                                "cash_dividend": [0.1], "bonus_ratio": [0.0], "split_ratio": [1.0]})  # fmt: skip
+        backtest(score, frame, top_n=3, execution="vwap", actions=actions)
     return time.perf_counter() - t0
 
 
