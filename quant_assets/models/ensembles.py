@@ -51,6 +51,39 @@ def positive_weights(values: pd.Series) -> pd.Series:
     return (positive / total).rename("weight")
 
 
+def max_ic_weights(z: pd.DataFrame, ic: pd.Series) -> pd.Series:
+    """Non-negative member weights that maximise the combined score's correlation with the
+    target, given each member's validation IC and how the members' per-date z-scores `z`
+    correlate: minimise w'Cw subject to w.ic = 1 and w >= 0, then scale to sum to one. Two
+    near-copies share one weight, and a member that adds nothing the others do not gets none,
+    where weights proportional to IC count a near-copy twice. Members without a positive IC
+    get 0; `positive_weights(ic)` when fewer than two members have one or the solve fails."""
+    from scipy.optimize import minimize
+
+    good = ic.index[(ic > 0).to_numpy()]
+    if len(good) < 2:
+        return positive_weights(ic)
+    corr = z[good].dropna().corr().to_numpy(np.float64, copy=True)
+    if not np.isfinite(corr).all():
+        return positive_weights(ic)
+    corr += 1e-6 * np.eye(len(good))  # keeps the problem strictly convex for exact copies
+    r = ic[good].to_numpy(np.float64)
+    start = r / (r @ r)
+    res = minimize(
+        lambda w: w @ corr @ w,
+        start,
+        jac=lambda w: 2 * corr @ w,
+        constraints=[{"type": "eq", "fun": lambda w: w @ r - 1.0, "jac": lambda w: r}],
+        bounds=[(0.0, None)] * len(good),
+        method="SLSQP",
+    )
+    if not res.success or res.x.sum() <= 0:
+        return positive_weights(ic)
+    w = pd.Series(0.0, index=ic.index, name="weight")
+    w[good] = np.clip(res.x, 0.0, None)
+    return w / w.sum()
+
+
 def agreement(scores: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
     """Per row, 1 minus twice the weighted standard deviation of the members' per-date
     percentile ranks: 1 when the members rank the name alike, 0 at the widest split (ranks in
@@ -244,9 +277,11 @@ class _Ensemble(ZooModel):
 
 
 class WeightedAverage(_Ensemble):
-    """The members' per-date z-scored scores averaged with weights proportional to each
-    member's mean daily rank IC on the validation rows (0 for a member without a positive
-    IC), so a member that does not rank validation names gets no say."""
+    """The members' per-date z-scored scores averaged with weights from the validation rows:
+    by default (`weighting="max_ic"`) the non-negative weights that maximise the combination's
+    IC given the members' rank ICs and correlations (`max_ic_weights`); with "ic", weights
+    proportional to each member's mean daily rank IC. Either way a member without a positive
+    IC gets no say."""
 
     family: ClassVar[str] = "average"
 
@@ -256,24 +291,33 @@ class WeightedAverage(_Ensemble):
         min_names: int = 10,
         share: float = TOP_SHARE,
         prefit: bool = False,
+        weighting: str = "max_ic",
     ) -> None:
         self.members = members
         self.min_names = min_names
         self.share = share
         self.prefit = prefit
+        self.weighting = weighting
 
     def fit(
         self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None
     ) -> WeightedAverage:
         """Fit the members on the training rows, then weigh them on `valid` (required)."""
         self._check(X, y)
+        if self.weighting not in ("max_ic", "ic"):
+            raise ValueError(f"weighting must be 'max_ic' or 'ic', got {self.weighting!r}")
         if valid is None:
             raise ValueError("WeightedAverage weighs members on validation rows: pass valid")
         self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
-        ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+        scores = self.member_scores(valid[0])
+        ic = _mean_ic(scores, valid[1], self.min_names)
         self.daily_ic_ = ic
         self.member_ic_ = ic.mean().reindex(list(self.members)).rename("valid_rank_ic")
-        self.weights_ = positive_weights(self.member_ic_)
+        if self.weighting == "max_ic":
+            rows = target_rows(valid[1])
+            self.weights_ = max_ic_weights(per_date_zscore(scores[rows]), self.member_ic_)
+        else:
+            self.weights_ = positive_weights(self.member_ic_)
         self._finish(X, valid)
         return self
 
@@ -479,7 +523,16 @@ class RegimeEnsemble(_Ensemble):
         ic = ic.reindex(columns=names)
         self.daily_ic_ = ic
         self.member_ic_ = ic.mean().rename("rank_ic")
-        self.weights_ = positive_weights(self.member_ic_)
+        # on validation rows, weights that maximise the combination's IC (`max_ic_weights`)
+        # over the state's dates; out-of-fold scores give no such rows: IC-proportional
+        z = None
+        if self.source == "valid":
+            scores = self.member_scores(valid[0])[target_rows(valid[1])]
+            z = per_date_zscore(scores)
+        weigh = (lambda own, dates: max_ic_weights(z[z.index.get_level_values("date").isin(dates)],
+                                                   own)) if z is not None else (
+            lambda own, dates: positive_weights(own))  # fmt: skip
+        self.weights_ = weigh(self.member_ic_, ic.index)
         state = self.states(ic.index)
         rows, counts = {}, {}
         for label in sorted(state.dropna().unique()):
@@ -487,7 +540,7 @@ class RegimeEnsemble(_Ensemble):
             counts[label] = len(on)
             own = on.mean()
             enough = len(on) >= self.min_dates and bool((own > 0).any())
-            rows[label] = positive_weights(own) if enough else self.weights_
+            rows[label] = weigh(own, on.index) if enough else self.weights_
         self.state_dates_ = pd.Series(counts, name="dates", dtype="int64")
         self.state_weights_ = pd.DataFrame(rows, index=names).T
         self.state_weights_.index.name = "state"

@@ -277,3 +277,21 @@ def test_changing_the_test_segments_labels_and_regime_changes_nothing_fitted():
         pd.testing.assert_frame_equal(first[1], second[1])
         pd.testing.assert_series_equal(first[2], second[2])
         pd.testing.assert_frame_equal(first[3], second[3])
+
+
+def test_max_ic_weights_count_a_near_copy_once_and_drop_a_useless_member():
+    from quant_assets.models.ensembles import max_ic_weights
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    a, b, noise = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    z = pd.DataFrame({"a": a, "a_copy": a + 1e-3 * rng.normal(size=n), "b": b,
+                      "weak": 0.2 * a + noise})  # fmt: skip
+    ic = pd.Series({"a": 0.05, "a_copy": 0.05, "b": 0.05, "weak": 0.01})
+    w = max_ic_weights(z, ic)
+    assert w["a"] + w["a_copy"] == pytest.approx(0.5, abs=0.02)
+    assert w["b"] == pytest.approx(0.5, abs=0.02)
+    assert w["weak"] < 0.02
+    # members without a positive IC get nothing; one positive member takes everything
+    lone = max_ic_weights(z, pd.Series({"a": 0.05, "a_copy": -0.01, "b": 0.0, "weak": np.nan}))
+    assert lone.to_dict() == {"a": 1.0, "a_copy": 0.0, "b": 0.0, "weak": 0.0}
