@@ -200,8 +200,9 @@ def main(window: DemoWindow) -> None:
     with ch.client() as client:
         recs = ch.query_df(
             client,
-            "SELECT rank, symbol, name, industry, close, score FROM {db}.recommendations "
-            "WHERE date = %(d)s ORDER BY rank",
+            "SELECT symbol, name, industry, action, weight, shares, close, score, probability, "
+            "reason, status FROM {db}.recommendations WHERE date = %(d)s "
+            "ORDER BY weight DESC, rank",
             {"d": end.date()},
         )
         # every table, empty ones included (a quarantine with no rows is news too)
@@ -214,8 +215,9 @@ def main(window: DemoWindow) -> None:
             {"db": ch.database},
         )
     print()
-    print(f"Top {len(recs)} recommendations after the close of {end.date()} (to buy next open)")
-    print(recs.to_markdown(index=False, floatfmt=".4f"))
+    status = recs["status"].iloc[0] if len(recs) else "no trade"
+    print(f"The paper book after the close of {end.date()}: orders for the next open ({status})")
+    print(recs.drop(columns="status").to_markdown(index=False, floatfmt=".4f"))
     print()
     print("Rows per table:")
     print(counts.to_markdown(index=False))

@@ -32,7 +32,26 @@ import matplotlib
 matplotlib.use("Agg")  # no screen: every figure is drawn to a file or to bytes
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+
+def _chinese_fallback() -> None:
+    """Glyphs DejaVu lacks (Chinese stock names) fall back to Noto Sans CJK SC, shipped by
+    the mplfonts package: without it they draw as empty boxes."""
+    try:
+        import mplfonts
+    except ImportError:  # pragma: no cover - a dependency; plots still draw, names as boxes
+        return
+    from pathlib import Path
+
+    font = Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+    if font.exists():
+        font_manager.fontManager.addfont(str(font))
+        matplotlib.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK SC"]
+
+
+_chinese_fallback()
 
 T = TypeVar("T")
 

@@ -27,6 +27,7 @@ from quant_assets.market.sources.landing import LANDING_KINDS
 from quant_assets.market.sources.simulated import SimulatedMarket
 from quant_assets.market.validation import validate
 from quant_assets.strategy import backtest
+from quant_assets.strategy.book import select
 
 
 def _as_read(df: pd.DataFrame) -> pd.DataFrame:
@@ -85,6 +86,10 @@ def warm() -> float:
         actions = pd.DataFrame({"symbol": [universe["symbol"].iloc[0]], "ex_date": [days[-5]],
                                 "cash_dividend": [0.1], "bonus_ratio": [0.0], "split_ratio": [1.0]})  # fmt: skip
         backtest(score, frame, top_n=3, execution="vwap", actions=actions)
+    signals = pd.DataFrame(
+        {"score": [1.0, 2.0], "buyable": True, "holdable": True}, index=["a", "b"]
+    )
+    select(signals, {"a": 100.0}, set(), top_n=1, n_drop=1)  # the paper book's selection
     return time.perf_counter() - t0
 
 

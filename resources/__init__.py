@@ -96,12 +96,14 @@ def stack_resources(
     """The resources every asset run needs, with the two IO managers on the same engines."""
     from resources.clickhouse_io import ClickHouseIOManager
     from resources.mlflow_io import MLflowModelIOManager
+    from resources.mlflow_reports import MLflowReportIOManager
 
     return {
         "clickhouse": clickhouse,
         "clickhouse_io": ClickHouseIOManager(clickhouse=clickhouse),
         "mlflow_tracking": tracking,
         "mlflow_model_io": MLflowModelIOManager(mlflow_tracking=tracking),
+        "mlflow_report_io": MLflowReportIOManager(mlflow_tracking=tracking),
         "market": market,
     }
 

@@ -171,7 +171,7 @@ class MLflowModelIOManager(ConfigurableIOManager):
             client.delete_run(run.info.run_id)
             raise
         mlflow.end_run()
-        replaced = _retire_earlier_runs(client, experiment, tags, run.info.run_id)
+        replaced = retire_earlier_runs(client, experiment, tags, run.info.run_id)
         metadata: dict[str, object] = {
             "mlflow_run_id": run.info.run_id,
             "model_uri": info.model_uri,
@@ -349,7 +349,7 @@ def _log_files(files: dict[str, str | bytes | Future]) -> None:
         mlflow.log_artifacts(tmp)
 
 
-def _retire_earlier_runs(
+def retire_earlier_runs(
     client: mlflow.MlflowClient, experiment: str, tags: dict[str, str], run_id: str
 ) -> list[str]:
     """Delete the live runs of the same asset, partition and family that started before

@@ -63,7 +63,11 @@ def test_every_stage_is_in_the_graph_with_its_group():
             "models",
         ),
         "signals": "strategy",
+        "paper_book": "strategy",
+        "orders": "strategy",
         "recommendations": "reports",
+        "performance": "reports",
+        "performance_report": "reports",
     }
 
 
@@ -77,8 +81,9 @@ def test_every_asset_and_check_says_what_it_is():
     checks = list(_graph().asset_check_keys)
     # 25 before issue 11; then one each for the five quarantines, minute_bars (a second),
     # adjusted_bars, news_items, labels and factor_screening; issue 12: one per family and
-    # the ensemble (7 models, one had it), two more on predictions, the live rank IC
-    assert len(checks) == 35 + 6 + 2 + 1
+    # the ensemble (7 models, one had it), two more on predictions, the live rank IC; issue 13:
+    # the paper book, orders, performance and its report
+    assert len(checks) == 35 + 6 + 2 + 1 + 4
     for check in checks:
         assert _graph().get_check_spec(check).description, check
 
@@ -140,7 +145,13 @@ def test_lineage_is_the_data_flow():
     }
     assert parents("champion_live_ic") == {"predictions", "labels"}
     assert parents("signals") == {"predictions", "raw_daily_bars", "universe"}
-    assert parents("recommendations") == {"signals", "labels", "universe", "raw_daily_bars"}
+    assert parents("paper_book") == {"paper_book", "signals", "raw_daily_bars", "adjusted_bars",
+                                     "raw_corporate_actions", "universe"}  # fmt: skip
+    assert parents("orders") == {"paper_book"}
+    assert parents("recommendations") == {"paper_book", "signals", "universe"}
+    assert parents("performance") == {"paper_book", "recommendations", "raw_daily_bars",
+                                      "predictions", "labels", "universe"}  # fmt: skip
+    assert parents("performance_report") == {"performance"}
 
 
 def test_no_asset_or_check_opens_a_database_client():

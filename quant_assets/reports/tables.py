@@ -9,13 +9,27 @@ RECOMMENDATIONS = TableSpec(
     columns={
         "date": "Date",
         "for_date": "Date",
-        "rank": "UInt16",
+        "rank": "UInt32",
         "symbol": "LowCardinality(String)",
         "name": "String",
         "industry": "LowCardinality(String)",
         "close": "Float64",
         "score": "Float64",
+        "probability": "Float64",
+        "confidence": "Float64",
         "weight": "Float64",
+        "shares": "UInt64",
+        "action": "LowCardinality(String)",
+        "reason": "String",
+        "risk_note": "String",
+        "status": "LowCardinality(String)",
     },
     order_by=("date", "rank"),
+)
+
+# The report's key figures of each day, after costs (`figure` as performance_summary names it).
+PERFORMANCE = TableSpec(
+    name="performance",
+    columns={"date": "Date", "figure": "LowCardinality(String)", "value": "Float64"},
+    order_by=("date", "figure"),
 )

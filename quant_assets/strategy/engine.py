@@ -89,7 +89,7 @@ def _rank_key(s):
 
 
 @njit(**_JIT)
-def _dropout(score, eligible, holdable, shares, to_sell, sell_reason, top_n, n_drop, buys):
+def dropout(score, eligible, holdable, shares, to_sell, sell_reason, top_n, n_drop, buys):
     """TopkDropout: marks the held names to sell, writes the names to buy (best first) into
     `buys` and returns their count."""
     n_sym = score.shape[0]
@@ -237,7 +237,7 @@ def simulate(
                             to_sell[i] = True
                             sell_reason[i] = DROP
                 else:
-                    n_buys = _dropout(score[t], eligible[t], holdable[t], shares, to_sell,
+                    n_buys = dropout(score[t], eligible[t], holdable[t], shares, to_sell,
                                       sell_reason, top_n, n_drop, buys)  # fmt: skip
                 has_orders = True
                 if not same_day:
