@@ -324,6 +324,12 @@ class WeightedAverage(_Ensemble):
     def _combine(self, z: pd.DataFrame) -> np.ndarray:
         return z.to_numpy(np.float64) @ self.weights_.to_numpy(np.float64)
 
+    def _row_weights(self, index: pd.Index) -> np.ndarray:
+        """The confidence (members' agreement) counts every member with a positive validation
+        IC in proportion to it: the IC-maximising weights may rest on one member, whose
+        agreement with itself would say nothing."""
+        return positive_weights(self.member_ic_).to_numpy(np.float64)
+
 
 class Stacking(_Ensemble):
     """A meta-learner on the members' out-of-fold scores: `n_folds` blocked folds of the

@@ -19,7 +19,7 @@ def _axes(title: str, size=SIZE, dates: bool = True):
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     if dates:  # short labels that never collide: 2024, Feb, Mar, ...
-        locator = mdates.AutoDateLocator(maxticks=8)
+        locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     return fig, ax

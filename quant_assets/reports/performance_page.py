@@ -35,7 +35,7 @@ ANNUALISED = {
 }
 ALWAYS = {
     "total_return": ("Total return", _PCT),
-    "excess_total_return": ("Total return over the universe", _PCT),
+    "excess_total_return": ("Total return in excess of the universe", _PCT),
     "max_drawdown": ("Maximum drawdown", _PCT),
     "turnover": ("Turnover a day (one side)", _PCT),
     "hit_rate": ("Hit rate (closed positions that made money)", "{:.0%}"),
@@ -104,7 +104,9 @@ def draw_figures(data: ReportData) -> dict[str, bytes]:
                                                     data.benchmark.rename("universe"))  # fmt: skip
         out["Drawdown"] = F.drawdown_png(h.returns)
         out["Monthly returns"] = F.monthly_png(h.returns)
-        out["Rolling Sharpe"] = F.rolling_sharpe_png(h.returns)
+        window = F.ROLLING_DAYS if len(h.returns) >= 2 * F.ROLLING_DAYS else 20
+        if len(h.returns) > window:
+            out["Rolling Sharpe"] = F.rolling_sharpe_png(h.returns, window)
         out["Turnover"] = F.turnover_png(h.turnover)
     if not data.exposure.empty:
         out["Exposure by industry"] = F.exposure_png(data.exposure)
@@ -117,26 +119,95 @@ def draw_figures(data: ReportData) -> dict[str, bytes]:
     return out
 
 
+# column -> (heading, format); numbers are right-aligned
+RECOMMENDATION_COLUMNS = {
+    "rank": ("Rank", "{:.0f}"), "symbol": ("Symbol", None), "name": ("Name", None),
+    "industry": ("Industry", None), "action": ("Action", None), "weight": ("Weight", "{:.1%}"),
+    "shares": ("Shares", "{:,.0f}"), "score": ("Score", "{:.2f}"),
+    "probability": ("Probability of the top quintile", "{:.0%}"),
+    "confidence": ("Confidence", "{:.0%}"), "reason": ("Reason", None),
+    "risk_note": ("Risk notes", None),
+}  # fmt: skip
+
+
+def table_html(frame: pd.DataFrame, columns: dict[str, tuple[str, str | None]]) -> str:
+    """An HTML table with people's headings and formats; numbers right-aligned."""
+    esc = html.escape
+    shown = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{esc(columns[c][0])}</th>" for c in shown)
+    rows = []
+    for _, r in frame.iterrows():
+        cells = []
+        for c in shown:
+            fmt, v = columns[c][1], r[c]
+            if fmt is None:
+                cells.append(f"<td>{esc('' if pd.isna(v) else str(v))}</td>")
+            else:
+                text = "" if pd.isna(v) else fmt.format(v)
+                cells.append(f"<td class='num'>{esc(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def embedded_font(text: str) -> str:
+    """A CSS @font-face with Noto Sans CJK SC cut down to the page's Chinese characters (a
+    few kB): the names render on a machine without a Chinese font. Empty when there are none
+    or the font is not installed."""
+    chars = sorted({ch for ch in text if ord(ch) > 0x2E7F})
+    if not chars:
+        return ""
+    try:
+        import io
+
+        import mplfonts
+        from fontTools import subset
+    except ImportError:  # pragma: no cover - dependencies of the project
+        return ""
+    font = Path(mplfonts.__file__).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+    if not font.exists():
+        return ""
+    options = subset.Options()
+    cut = subset.load_font(str(font), options)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="".join(chars))
+    subsetter.subset(cut)
+    buf = io.BytesIO()
+    subset.save_font(cut, buf, options)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return (f"@font-face{{font-family:'Report CJK';"
+            f"src:url(data:font/otf;base64,{data}) format('opentype')}}")  # fmt: skip
+
+
 def render(data: ReportData, pngs: dict[str, bytes]) -> str:
     table, _, note = key_figures(data)
     esc = html.escape
+    recs = table_html(data.recommendations, RECOMMENDATION_COLUMNS)
+    notes = " ".join(data.notes)
+    font = embedded_font(recs + notes)
+    # Chromium draws the first run of text that needs an embedded font before the font is
+    # decoded (empty boxes) and the later runs with it: an off-screen character takes the hit
+    warm = next((ch for ch in recs + notes if ord(ch) > 0x2E7F), "") if font else ""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Performance report {esc(data.day)}</title><style>"
-        "body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em;max-width:70em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "td{text-align:right}td:first-child{text-align:left}.note{color:#8a5a00}"
-        "img{max-width:100%;display:block;margin:1em 0}</style></head><body>",
+        f"{font}.warm{{font-family:'Report CJK';position:absolute;left:-9999px}}"
+        "body{font-family:Arial,'Liberation Sans','Report CJK',sans-serif;margin:2em;"
+        "max-width:75em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}td{white-space:nowrap}td.num{text-align:right}"
+        ".note{color:#8a5a00}img{max-width:100%;display:block;margin:1em 0}"
+        "</style></head><body>",
+        f"<span class='warm' aria-hidden='true'>{warm}</span>" if warm else "",
         f"<h1>Paper book after the close of {esc(data.day)}</h1>",
         f"<p>Orders for {esc(data.for_day)}: <b>{esc(data.status)}</b></p>",
     ]
     parts += [f"<p class='note'>{esc(n)}</p>" for n in data.notes]
     parts.append("<h2>Recommendations</h2>")
-    parts.append(data.recommendations.to_html(index=False, border=0, na_rep=""))
+    parts.append(recs)
     parts.append("<h2>Key figures</h2>")
     if note:
         parts.append(f"<p class='note'>{esc(note)}</p>")
-    parts.append(table.to_html(index=False, border=0))
+    parts.append(table_html(table, {"Figure": ("Figure", None), "After costs": ("After costs", "{}"),
+                                    "Before costs": ("Before costs", "{}")}))  # fmt: skip
     for title, png in pngs.items():
         parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' "
                      f"src='data:image/png;base64,{base64.b64encode(png).decode()}'/>")  # fmt: skip

@@ -153,16 +153,16 @@ def paper_book(
     fees = out.fills[["commission", "stamp_duty", "transfer_fee"]].to_numpy().sum()
     yield Output(rows, metadata={
         "status": out.status,
-        "equity": round(out.equity, 2),
+        "equity": round(float(out.equity), 2),
         "cash": round(out.account.cash, 2),
-        "drawdown": round(out.equity / out.peak_equity - 1.0, 4),
-        "day_pnl": round(out.equity - _previous_equity(previous, cfg.initial_cash), 2),
-        "invested": round(1.0 - out.account.cash / out.equity, 4) if out.equity else 0.0,
+        "drawdown": round(float(out.equity / out.peak_equity) - 1.0, 4),
+        "day_pnl": round(float(out.equity) - _previous_equity(previous, cfg.initial_cash), 2),
+        "invested": round(1.0 - out.account.cash / float(out.equity), 4) if out.equity else 0.0,
         "limit_events": sum(" held " in n for n in out.notes),
         "positions": len(out.account.shares),
         "fills": len(out.fills), "unfilled": len(out.unfilled), "fees": round(float(fees), 2),
         "orders_for_next_day": len(out.orders),
-        "target_cash_left": round(out.equity - float(out.target["value"].sum()), 2),
+        "target_cash_left": round(float(out.equity) - float(out.target["value"].sum()), 2),
         "breaches": MetadataValue.md("\n".join(f"- {b.describe()}" for b in out.breaches) or "none"),
         "notes": MetadataValue.md("\n".join(f"- {n}" for n in out.notes) or "none"),
     })  # fmt: skip
@@ -171,7 +171,7 @@ def paper_book(
     buys = out.fills.loc[out.fills["side"] == "buy", "shares"]
     yield AssetCheckResult(
         passed=bool(gap < 0.005 and out.account.cash_cents >= 0 and (buys % 100 == 0).all()),
-        metadata={"equity_gap": gap, "cash": out.account.cash, "buys": len(buys)},
+        metadata={"equity_gap": float(gap), "cash": out.account.cash, "buys": len(buys)},
     )
 
 

@@ -65,7 +65,7 @@ def apply_actions(account: Account, actions: pd.DataFrame) -> list[str]:
         held = account.shares.get(a.symbol, 0.0)
         if held <= 0:
             continue
-        cash = np.floor(held * float(a.cash_dividend or 0.0) * 100.0 + 0.5)
+        cash = float(np.floor(held * float(a.cash_dividend or 0.0) * 100.0 + 0.5))
         growth = (1 + float(a.bonus_ratio or 0.0)) * float(a.split_ratio or 1.0)
         account.cash_cents += cash
         account.shares[a.symbol] = float(np.floor(held * growth + 1e-9))

@@ -43,7 +43,7 @@ class Account:
 
     @property
     def cash(self) -> float:
-        return self.cash_cents / 100.0
+        return float(self.cash_cents) / 100.0
 
 
 class Broker(Protocol):

@@ -1,7 +1,8 @@
 """Position sizing: equal, score-weighted, inverse-volatility and mean-variance weights, and
-target weights turned into whole lots. The simple methods keep every name within its stock
-and liquidity caps; only the optimiser also holds the industry and board limits, so their
-portfolios can still be rejected by the risk check.
+target weights turned into whole lots. Every method keeps names within their stock and
+liquidity caps and industries and boards within their limits (the simple methods by
+water-filling, the optimiser as constraints), so the risk check rejects only what the
+sizing could not fix (a blacklisted holding, limits no weights can meet).
 
 The mean-variance optimiser maximises expected return minus risk aversion times variance
 minus a turnover penalty, long only, with the risk rules as constraints (stock, industry and
@@ -9,7 +10,7 @@ board weights, liquidity caps), on a Ledoit-Wolf shrunk covariance of recent dai
 solved by cvxpy (Clarabel, bundled). Expected returns follow Grinold's rule of thumb:
 IC x volatility x the score's cross-sectional z-score. When the problem has no solution
 (limits that cannot all hold at the asked exposure) or the solver fails, the weights fall back
-to equal weights within the stock and liquidity caps (`capped_equal`), and the result says so.
+to equal weights within the caps and limits (`capped_weights`), and the result says so.
 """
 
 from __future__ import annotations
@@ -35,24 +36,50 @@ class Sizing:
     notes: list[str] = field(default_factory=list)
 
 
-def capped_equal(names: pd.Index, caps: pd.Series, exposure: float = 1.0) -> pd.Series:
-    """Equal weights summing to `exposure`, with weight over a name's cap handed to the
-    uncapped names (water-filling); less than `exposure` when the caps allow no more."""
+def capped_weights(
+    raw: pd.Series,
+    caps: pd.Series,
+    exposure: float = 1.0,
+    info: pd.DataFrame | None = None,
+    limits: RiskLimits | None = None,
+) -> pd.Series:
+    """Weights proportional to `raw` (>= 0) summing to `exposure`, each within its cap and,
+    with `info` and `limits`, each industry and board within its limit: whatever a cap cuts is
+    handed to the names with room, in proportion (water-filling); less than `exposure` when
+    the caps allow no more (the rest stays cash)."""
+    names = raw.index
+    raw = raw.clip(lower=0.0).fillna(0.0)
+    if raw.sum() <= 0:
+        raw = pd.Series(1.0, index=names)
     caps = caps.reindex(names).fillna(np.inf).clip(lower=0.0)
-    w = pd.Series(0.0, index=names)
-    free = pd.Series(True, index=names)
-    left = exposure
-    while left > 1e-12 and free.any():
-        share = left / free.sum()
-        room = (caps - w)[free]
-        full = room <= share
-        if not full.any():
-            w[free] += share
+    groups = []
+    if info is not None and limits is not None:
+        for col, lims in (("industry", limits.max_industry_weight),
+                          ("board", dict(limits.max_board_weight))):  # fmt: skip
+            if col in info:
+                labels = info[col].reindex(names).fillna("unknown")
+                lim = labels.map(lambda g, lims=lims: lims.get(g, np.inf) if isinstance(lims, dict)
+                                 else lims).astype(float)  # fmt: skip
+                groups.append((labels, lim))
+    w = raw / raw.sum() * exposure
+    for _ in range(10 * len(names) + 10):
+        w = np.minimum(w, caps)
+        free = w < caps - 1e-12
+        for labels, lim in groups:
+            total = w.groupby(labels).transform("sum")
+            over = total > lim + 1e-12
+            w[over] *= (lim / total)[over]
+            free &= total < lim - 1e-12
+        short = exposure - w.sum()
+        if short <= 1e-10 or not (free & (raw > 0)).any():
             break
-        w[room.index[full]] = caps[room.index[full]]
-        free[room.index[full]] = False
-        left = exposure - w.sum()
-    return w
+        w[free] += short * raw[free] / raw[free].sum()
+    return w.rename(None)
+
+
+def capped_equal(names: pd.Index, caps: pd.Series, exposure: float = 1.0) -> pd.Series:
+    """Equal weights within the caps (`capped_weights` of equal raw weights)."""
+    return capped_weights(pd.Series(1.0, index=names), caps, exposure)
 
 
 def shrunk_covariance(returns: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +121,8 @@ def size(
     if caps is not None:
         stock_cap = np.minimum(stock_cap, caps.reindex(names).fillna(np.inf))
     if method == "equal" or len(names) == 0:
-        return Sizing(capped_equal(names, stock_cap, exposure), method)
+        return Sizing(capped_weights(pd.Series(1.0, index=names), stock_cap, exposure, info,
+                                     limits), method)  # fmt: skip
     vol = _volatility(returns, names)
     if method == "score":
         z = (scores - scores.mean()) / (scores.std(ddof=0) or 1.0)
@@ -104,7 +132,7 @@ def size(
     else:
         return _mean_variance(scores, vol, returns, info, previous, stock_cap, limits, exposure,
                               ic, risk_aversion, turnover_penalty)  # fmt: skip
-    return Sizing(_capped_proportional(raw, stock_cap, exposure), method)
+    return Sizing(capped_weights(raw, stock_cap, exposure, info, limits), method)
 
 
 def _volatility(returns: pd.DataFrame | None, names: pd.Index) -> pd.Series:
@@ -113,23 +141,6 @@ def _volatility(returns: pd.DataFrame | None, names: pd.Index) -> pd.Series:
         return pd.Series(0.02, index=names)
     vol = returns.reindex(columns=names).std(ddof=1)
     return vol.fillna(vol.median() if vol.notna().any() else 0.02).clip(lower=1e-4)
-
-
-def _capped_proportional(raw: pd.Series, caps: pd.Series, exposure: float) -> pd.Series:
-    """Weights proportional to `raw` summing to `exposure`, capped, the excess redistributed
-    proportionally among the names below their cap."""
-    w = raw / raw.sum() * exposure
-    for _ in range(len(w)):
-        over = w > caps + 1e-12
-        if not over.any():
-            break
-        excess = float((w[over] - caps[over]).sum())
-        w[over] = caps[over]
-        room = ~over & (w < caps)
-        if not room.any():
-            break
-        w[room] += excess * raw[room] / raw[room].sum()
-    return w
 
 
 def _mean_variance(scores, vol, returns, info, previous, stock_cap, limits, exposure, ic,
@@ -173,8 +184,9 @@ def _mean_variance(scores, vol, returns, info, previous, stock_cap, limits, expo
         weights[weights < 1e-6] = 0.0
         weights *= min(1.0, exposure / weights.sum())
         return Sizing(weights, "mean_variance", notes=[f"solver status {status}"])
-    fallback = f"mean-variance {status}: equal weights within the stock and liquidity caps"
-    return Sizing(capped_equal(names, stock_cap, exposure), "mean_variance", fallback=fallback)
+    fallback = f"mean-variance {status}: equal weights within the caps and limits"
+    weights = capped_weights(pd.Series(1.0, index=names), stock_cap, exposure, info, limits)
+    return Sizing(weights, "mean_variance", fallback=fallback)
 
 
 def to_shares(

@@ -74,6 +74,7 @@ def test_a_dividend_and_bonus_shares_change_the_holding():
                          "split_ratio": [1.0]})  # fmt: skip
     notes = apply_actions(acct, acts)
     assert acct.shares == {"600000.SH": 1300.0} and acct.cash_cents == 35_000
+    assert type(acct.cash) is float  # Dagster's metadata takes no numpy scalar
     assert notes == ["600000.SH: 1000 -> 1300 shares, dividend 350.00 CNY"]
 
 
@@ -113,14 +114,24 @@ def test_a_day_of_the_book_fills_yesterdays_orders_and_orders_tomorrows_top_n():
     assert nxt.orders.set_index("symbol").loc["600000.SH", "reason"] == "dropped out of the top-N"
 
 
+def test_sizing_holds_the_industry_limit_and_leaves_the_rest_in_cash():
+    acct = Account(cash_cents=100_000_000.0, shares={}, bought_today={})
+    # the two best are banks: 50% each would break the 35% industry limit
+    cfg = BookConfig(top_n=2, limits=RiskLimits(max_stock_weight=0.6, max_industry_weight=0.35))
+    out = day(acct, orders(), signals({"600000.SH": 3, "600001.SH": 2, "600002.SH": 0}), cfg)
+    assert out.status == TRADE and not [b for b in out.breaches if b.hard]
+    assert out.target["weight"].tolist() == pytest.approx([0.175, 0.175])
+
+
 def test_a_portfolio_that_breaks_a_hard_rule_is_rejected_with_no_orders():
     acct = Account(cash_cents=100_000_000.0, shares={}, bought_today={})
-    # two banks at 50% each: the industry limit is 35%
-    cfg = BookConfig(top_n=2, limits=RiskLimits(max_stock_weight=0.6, max_industry_weight=0.35))
+    # the risk desk's blacklist: the signals may rank the name, the risk rules refuse it
+    cfg = BookConfig(top_n=2, limits=RiskLimits(max_stock_weight=0.6, max_industry_weight=1.0,
+                                                blacklist=("600000.SH",)))  # fmt: skip
     out = day(acct, orders(), signals({"600000.SH": 3, "600001.SH": 2, "600002.SH": 0}), cfg)
     assert out.status == REJECTED and out.orders.empty
     assert [(b.rule, b.subject, round(b.value, 2)) for b in out.breaches if b.hard] == [
-        ("max_industry_weight", "bank", 1.0)
+        ("blacklist", "600000.SH", 0.5)
     ]
 
 
