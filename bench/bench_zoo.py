@@ -121,9 +121,10 @@ def csi300_bars() -> tuple[pd.DataFrame, Segments] | None:
 
 
 def figures(model, frames, which: str) -> dict[str, float]:
-    """score_report of the model on the report days or the test days."""
-    X, target = frames.report if which == "valid" else frames.test
-    own = target.notna() if which == "valid" else X.index.get_level_values("date") >= frames.days[
+    """score_report of the model on the report days ("valid"), the early-stopping days the
+    ensembles' weights come from ("weights"), or the test days."""
+    X, target = {"valid": frames.report, "weights": frames.valid}.get(which, frames.test)
+    own = target.notna() if which != "test" else X.index.get_level_values("date") >= frames.days[
         "test"][0]  # fmt: skip
     scores = model.predict(X)[np.asarray(own)]
     return score_report(scores, frames.raw_label.reindex(scores.index), TOP)
@@ -151,6 +152,7 @@ def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
         epochs = len(next(iter(fit.model.curves_.values()), [])) if family in (
             "cnn", "lstm", "transformer") else 0  # fmt: skip
         results[family] = {
+            "weights_days": figures(fit.model, frames, "weights"),
             "valid": figures(fit.model, frames, "valid"),
             "test": figures(fit.model, frames, "test"),
             "fit_seconds": seconds,
@@ -176,7 +178,9 @@ def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
             seconds = time.perf_counter() - t
         chosen = stack_members if kind == "stacking" else list(fitted)
         best_member = max(chosen, key=lambda m: results[m]["valid"]["rank_ic"])
+        best_fitted = max(chosen, key=lambda m: results[m]["weights_days"]["rank_ic"])
         results[kind] = {
+            "weights_days": figures(fit.model, frames, "weights"),
             "valid": figures(fit.model, frames, "valid"),
             "test": figures(fit.model, frames, "test"),
             "fit_seconds": seconds,
@@ -186,12 +190,16 @@ def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
                 k: float(v) for k, v in getattr(fit.model, "weights_", pd.Series()).items()
             },
             "best_member": best_member,
+            "best_member_weights_days": best_fitted,
         }
         r = results[kind]
         r["beats_best_member_valid"] = (
             r["valid"]["rank_ic"] > results[best_member]["valid"]["rank_ic"]
         )
         r["beats_best_member_test"] = r["test"]["rank_ic"] > results[best_member]["test"]["rank_ic"]
+        r["beats_best_member_weights_days"] = (
+            r["weights_days"]["rank_ic"] > results[best_fitted]["weights_days"]["rank_ic"]
+        )
         _line(kind, r)
     return results
 
@@ -206,19 +214,23 @@ def _line(name: str, r: dict) -> None:
 
 def table(results: dict) -> str:
     """A markdown table of the figures, LightGBM first, with the ensembles' verdicts."""
-    rows = ["| model | valid rank IC | test IC | test rank IC | test rank ICIR | "
-            f"test top-{TOP} excess (bp/day) | fit (s) | s/epoch |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| model | weights' days rank IC | valid rank IC | test IC | test rank IC | test rank "
+            f"ICIR | test top-{TOP} excess (bp/day) | fit (s) | s/epoch |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in results.items():
         v, t = r["valid"], r["test"]
         per = f"{r['seconds_per_epoch']:.1f}" if r.get("seconds_per_epoch") else ""
-        rows.append(f"| {name} | {v['rank_ic']:+.4f} | {t['ic']:+.4f} | {t['rank_ic']:+.4f} | "
+        w = r["weights_days"]["rank_ic"]
+        rows.append(f"| {name} | {w:+.4f} | {v['rank_ic']:+.4f} | {t['ic']:+.4f} | {t['rank_ic']:+.4f} | "
                     f"{t['rank_icir']:+.3f} | {t[f'top{TOP}_excess'] * 1e4:+.1f} | "
                     f"{r['fit_seconds']:.1f} | {per} |")  # fmt: skip
     for kind in ("average", "stacking", "regime"):
         if kind in results:
             r = results[kind]
-            rows.append(f"\n{kind}: best member {r['best_member']}; beats it on validation: "
-                        f"{r['beats_best_member_valid']}, on test: {r['beats_best_member_test']}")  # fmt: skip
+            rows.append(f"\n{kind}: on the weights' days beats its best member there "
+                        f"({r['best_member_weights_days']}): {r['beats_best_member_weights_days']}; "
+                        f"on the report days beats {r['best_member']}: "
+                        f"{r['beats_best_member_valid']}; on test: {r['beats_best_member_test']}")  # fmt: skip
     return "\n".join(rows)
 
 
