@@ -11,23 +11,25 @@ import pandas as pd
 
 from quant_assets.reports.tables import RECOMMENDATIONS
 from quant_assets.strategy.book import REJECTED
+from quant_assets.strategy.ledger import read_breaches
+from quant_assets.strategy.risk import Breach
 
 SHOWN = ["rank", "symbol", "name", "industry", "action", "weight", "shares", "score",
          "probability", "confidence", "reason", "risk_note"]  # fmt: skip
 
 
-def _risk_notes(breaches: pd.DataFrame, target: pd.DataFrame, info: pd.DataFrame) -> pd.Series:
+def _risk_notes(breaches: list[Breach], target: pd.DataFrame, info: pd.DataFrame) -> pd.Series:
     """Each target name's breaches: its own, its industry's or board's, and the book's."""
     notes = pd.Series("", index=target["symbol"].to_numpy())
-    for b in breaches.itertuples(index=False):
-        text = f"{b.reason} {b.symbol}: {b.value:.2%} vs limit {b.price:.2%}"
-        if b.symbol == "book":
+    for b in breaches:
+        text = b.describe()
+        if b.subject == "book":
             hit = notes.index
-        elif b.symbol in notes.index:
-            hit = [b.symbol]
+        elif b.subject in notes.index:
+            hit = [b.subject]
         else:
             groups = info.reindex(notes.index)
-            hit = notes.index[(groups["industry"] == b.symbol) | (groups["board"] == b.symbol)]
+            hit = notes.index[(groups["industry"] == b.subject) | (groups["board"] == b.subject)]
         notes[hit] = notes[hit].where(notes[hit].eq(""), notes[hit] + "; ") + text
     return notes
 
@@ -51,8 +53,7 @@ def build(day: pd.Timestamp, for_day: pd.Timestamp, ledger: pd.DataFrame, signal
         .map(orders)
         .fillna(out["action"].map({"hold": "held: still in the top-N", "wait": "below one lot"}))
     )
-    breaches = ledger[kind == "breach"]
-    out["risk_note"] = _risk_notes(breaches, out, info).to_numpy()
+    out["risk_note"] = _risk_notes(read_breaches(ledger), out, info).to_numpy()
     if status == REJECTED:
         out["action"] = "no trade"
         out["reason"] = "portfolio rejected by the risk rules"

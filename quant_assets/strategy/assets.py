@@ -17,7 +17,7 @@ from pydantic import Field
 from quant_assets.calendar import next_trading_day
 from quant_assets.strategy.book import REJECTED, BookConfig, book_day
 from quant_assets.strategy.broker import PaperBroker
-from quant_assets.strategy.ledger import from_ledger, to_ledger
+from quant_assets.strategy.ledger import from_ledger, read_breaches, to_ledger
 from quant_assets.strategy.risk import RiskLimits
 from quant_assets.strategy.signals import screen
 from quant_assets.strategy.sizing import METHODS
@@ -204,10 +204,7 @@ def orders(context: AssetExecutionContext, paper_book: pd.DataFrame) -> Iterator
                         "reason": rows["reason"]})  # fmt: skip
     status = paper_book.loc[paper_book["kind"] == "status", "reason"]
     status = status.iloc[0] if len(status) else "no trade"
-    breaches = paper_book[(paper_book["kind"] == "breach") & (paper_book["side"] == "hard")]
-    listed = [
-        f"{r.reason} {r.symbol}: {r.value:.2%} > {r.price:.2%}" for r in breaches.itertuples()
-    ]
+    listed = [b.describe() for b in read_breaches(paper_book) if b.hard]
     yield Output(out.reset_index(drop=True), metadata={"status": status, "orders": len(out)})
     yield AssetCheckResult(
         passed=status != REJECTED,

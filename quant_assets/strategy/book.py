@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from quant_assets.market.rules import PRICE_EPS, board_of, limit_pct, price_limits
-from quant_assets.strategy.broker import Account, Broker, PaperBroker
+from quant_assets.market.rules import LOT_SIZE, PRICE_EPS, board_of, limit_pct, price_limits
+from quant_assets.strategy.broker import ORDER_COLUMNS, Account, Broker, PaperBroker
 from quant_assets.strategy.engine import TRADE_REASONS, dropout
 from quant_assets.strategy.risk import Breach, RiskLimits, check_portfolio, exposure_scale
 from quant_assets.strategy.sizing import size, to_shares
@@ -137,7 +137,7 @@ def book_day(
     target, _ = to_shares(weights, close.reindex(names), equity)
     target = target.rename_axis("symbol").reset_index()
     if breaches:
-        status, orders = REJECTED, pd.DataFrame(columns=["symbol", "side", "shares", "reason"])
+        status, orders = REJECTED, pd.DataFrame(columns=ORDER_COLUMNS)
     else:
         orders = _orders(target, account, sold, equity, config.rebalance_band)
         status = TRADE if len(orders) else NO_TRADE
@@ -185,14 +185,19 @@ def _orders(target: pd.DataFrame, account: Account, sold: dict[str, str], equity
         delta = float(r["shares"]) - held
         if held > 0 and abs(delta) * float(r["price"]) <= band * equity:
             continue
-        if delta >= 100:
+        if delta >= LOT_SIZE:
             reason = "entered the top-N" if held == 0 else "rebalanced to its target weight"
-            rows.append((sym, "buy", float(delta // 100 * 100), reason))
-        elif delta <= -100:
+            rows.append((sym, "buy", float(delta // LOT_SIZE * LOT_SIZE), reason))
+        elif delta <= -LOT_SIZE:
             rows.append(
-                (sym, "sell", float(-delta // 100 * 100), "rebalanced to its target weight")
+                (
+                    sym,
+                    "sell",
+                    float(-delta // LOT_SIZE * LOT_SIZE),
+                    "rebalanced to its target weight",
+                )
             )
-    return pd.DataFrame(rows, columns=["symbol", "side", "shares", "reason"])
+    return pd.DataFrame(rows, columns=ORDER_COLUMNS)
 
 
 def _actions(target: pd.DataFrame, account: Account, orders: pd.DataFrame) -> list[str]:

@@ -28,7 +28,7 @@ from quant_assets.strategy.execution import (
     sell_quantity,
 )
 
-ORDER_COLUMNS = ("symbol", "side", "shares", "reason")
+ORDER_COLUMNS = ["symbol", "side", "shares", "reason"]  # unfilled orders carry the same
 FILL_COLUMNS = ("symbol", "side", "shares", "price", "value", "commission", "stamp_duty",
                 "transfer_fee", "reason")  # fmt: skip
 
@@ -108,7 +108,7 @@ class PaperBroker:
         account.shares = {s: v for s, v in account.shares.items() if v > 1e-9}
         return (
             pd.DataFrame(fills, columns=list(FILL_COLUMNS)),
-            pd.DataFrame(unfilled, columns=["symbol", "side", "shares", "reason"]),
+            pd.DataFrame(unfilled, columns=ORDER_COLUMNS),
         )
 
     def _blocked(self, b: pd.DataFrame, symbol: str, side: int) -> tuple[int, float]:

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from quant_assets.strategy.book import BookDay
-from quant_assets.strategy.broker import Account
+from quant_assets.strategy.broker import ORDER_COLUMNS, Account
+from quant_assets.strategy.risk import Breach
 from quant_assets.strategy.tables import PAPER_BOOK
 
 LEDGER_COLUMNS = [c for c in PAPER_BOOK.columns if c != "date"]
-ORDER_COLUMNS = ["symbol", "side", "shares", "reason"]
 
 
 def _rows(kind: str, frame: pd.DataFrame, **fixed) -> pd.DataFrame:
@@ -50,6 +50,13 @@ def to_ledger(day: pd.Timestamp, out: BookDay, close: pd.Series) -> pd.DataFrame
     rows[num] = rows[num].astype(float)
     rows.insert(0, "date", day)
     return rows
+
+
+def read_breaches(rows: pd.DataFrame) -> list[Breach]:
+    """The breaches recorded in ledger rows, as `to_ledger` wrote them."""
+    b = rows[rows["kind"] == "breach"]
+    return [Breach(r.reason, r.symbol, float(r.value), float(r.price), r.side == "hard")
+            for r in b.itertuples(index=False)]  # fmt: skip
 
 
 def from_ledger(previous: pd.DataFrame, initial_cash: float) -> tuple[Account, pd.DataFrame, float]:

@@ -159,3 +159,14 @@ def test_position_monitoring_names_holdings_at_a_limit_or_suspended():
     assert limit_events(acct, b) == ["600000.SH held at limit-down (9.00)",
                                      "600001.SH held while suspended",
                                      "600002.SH held at limit-up (11.00)"]  # fmt: skip
+
+
+def test_breaches_read_back_from_the_ledger_are_the_ones_recorded():
+    from quant_assets.strategy.ledger import read_breaches, to_ledger
+
+    acct = Account(cash_cents=100_000_000.0, shares={}, bought_today={})
+    cfg = BookConfig(top_n=2, limits=RiskLimits(max_stock_weight=0.6, max_industry_weight=1.0,
+                                                blacklist=("600000.SH",)))  # fmt: skip
+    out = day(acct, orders(), signals({"600000.SH": 3, "600001.SH": 2, "600002.SH": 0}), cfg)
+    rows = to_ledger(DAY, out, bars().set_index("symbol")["close"])
+    assert read_breaches(rows) == out.breaches
