@@ -364,7 +364,8 @@ class Delta(Ref):
     name = "Delta"
 
     def compute(self, values, ctx):
-        return values[0] - shift(values[0], self.window)
+        with np.errstate(invalid="ignore"):  # inf - inf is NaN, as for Sub
+            return values[0] - shift(values[0], self.window)
 
 
 class EMA(RollingOp):
