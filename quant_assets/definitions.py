@@ -11,7 +11,14 @@ from dagster import (
     multiprocess_executor,
 )
 
-from quant_assets.automation.jobs import daily_pipeline, history_load, market_ingest, zoo_training
+from quant_assets.ai_factors import assets as ai_factor_assets
+from quant_assets.automation.jobs import (
+    ai_factor_mining_job,
+    daily_pipeline,
+    history_load,
+    market_ingest,
+    zoo_training,
+)
 from quant_assets.automation.schedules import daily_after_close
 from quant_assets.automation.sensors import landing_zone_sensor
 from quant_assets.factors import assets as factor_assets
@@ -23,7 +30,15 @@ from quant_assets.strategy import assets as strategy_assets
 from resources import build_resources, clickhouse_is_embedded
 from resources.settings import check_environment
 
-STAGES = [market_assets, market_checks, factor_assets, model_assets, strategy_assets, report_assets]
+STAGES = [
+    market_assets,
+    market_checks,
+    factor_assets,
+    ai_factor_assets,
+    model_assets,
+    strategy_assets,
+    report_assets,
+]
 
 
 def build_definitions() -> Definitions:
@@ -34,7 +49,7 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_modules(STAGES),
         asset_checks=load_asset_checks_from_modules(STAGES),
-        jobs=[daily_pipeline, history_load, market_ingest, zoo_training],
+        jobs=[daily_pipeline, history_load, market_ingest, zoo_training, ai_factor_mining_job],
         schedules=[daily_after_close],
         sensors=[landing_zone_sensor],
         resources=build_resources(),

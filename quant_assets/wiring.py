@@ -107,6 +107,20 @@ def window(days: int, key: str | None = None, columns: Sequence[str] | None = No
     return AssetIn(key=key, partition_mapping=_mapping(-(days - 1), 0), metadata=meta)
 
 
+def stored_within(
+    days: int, key: str | None = None, columns: Sequence[str] | None = None
+) -> AssetIn:
+    """Whatever partitions of the `days` trading days ending on the reading asset's day are
+    stored, none required: the input of an asset that an occasional job writes (the factor
+    mining), of which the reader takes the newest."""
+    if days < 1:
+        raise ValueError(f"a window has at least one day, not {days}")
+    meta: dict[str, object] = {WINDOW_KEY: "sparse"}
+    if columns is not None:
+        meta[COLUMNS_KEY] = list(columns)
+    return AssetIn(key=key, partition_mapping=_mapping(-(days - 1), 0), metadata=meta)
+
+
 def previous_day(key: str, columns: Sequence[str] | None = None) -> AssetIn:
     """The previous trading day's partition of `key` (an asset reading itself: a chain), empty
     at the start of the stored history; a gap inside the history fails the step."""

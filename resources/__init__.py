@@ -95,6 +95,7 @@ def stack_resources(
 ) -> dict[str, object]:
     """The resources every asset run needs, with the two IO managers on the same engines."""
     from resources.clickhouse_io import ClickHouseIOManager
+    from resources.llm import LLMResource
     from resources.mlflow_io import MLflowModelIOManager
     from resources.mlflow_reports import MLflowReportIOManager
 
@@ -105,6 +106,7 @@ def stack_resources(
         "mlflow_model_io": MLflowModelIOManager(mlflow_tracking=tracking),
         "mlflow_report_io": MLflowReportIOManager(mlflow_tracking=tracking),
         "market": market,
+        "llm": LLMResource(),  # unset: the AI-factor stage runs offline
     }
 
 

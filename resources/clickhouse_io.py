@@ -308,13 +308,17 @@ class ClickHouseIOManager(ConfigurableIOManager):
         written = {k: n for k, n in stored.items() if k >= keys[0]}
         if policy == "exact":
             wanted = list(keys)
+        elif policy == "sparse":  # an occasional upstream: whatever of the window is stored
+            wanted = [k for k in keys if k in stored]
         elif policy in ("history", "chain"):
             first = min(stored) if stored else None
             wanted = [k for k in keys if first is not None and k >= first]
             if policy == "history" and keys[-1] not in wanted:
                 wanted.append(keys[-1])  # the newest day of a window is always required
         else:
-            raise Failure(f"{asset}: unknown window policy {policy!r} (exact, history, chain)")
+            raise Failure(
+                f"{asset}: unknown window policy {policy!r} (exact, history, chain, sparse)"
+            )
         missing = [k for k in wanted if k not in written]
         changed = []
         if any(k in written for k in wanted):  # the table exists: compare its row counts

@@ -176,7 +176,8 @@ _DECLARED = (
         "QUANT_LLM_MODEL",
         "text",
         None,
-        "litellm model of the AI-factor stage (a later issue; nothing reads it yet)",
+        "litellm model of the AI-factor stage (factor mining and news analysis); unset: the "
+        "offline genetic search and the lexicon analyser",
     ),
     Setting(
         "QUANT_LLM_API_KEY",

@@ -31,6 +31,7 @@ class AdmissionRules:
     rewrite_corr: float = 0.95  # beyond this a candidate is the same factor written again
     min_days: int = 20  # validation days with an IC
     max_nodes: int = 30  # tree size (nodes, numbers included)
+    max_lookback: int = 60  # trading days of history a value may need (the daily stage keeps 80)
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:

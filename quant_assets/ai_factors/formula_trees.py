@@ -1,5 +1,5 @@
 """Formulas as syntax trees: printing a tree back to the formula language, its size, its
-subtrees, and the canonical key of a formula (equal keys: the same computation).
+subtrees, replacing one, and value-keeping simplifications.
 
 The trees are the parser's own nodes (`Number`, `FieldRef`, `Call`), so a tree built here is
 always one the engine would parse; the genetic search edits them, never strings.
@@ -7,9 +7,8 @@ always one the engine would parse; the genetic search edits them, never strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from quant_assets.factors.engine import Limits, compile_expression
 from quant_assets.factors.parser import Call, FieldRef, Node, Number, parse
 
 Path = tuple[int, ...]
@@ -64,16 +63,6 @@ def fields_of(node: Node) -> set[str]:
 def to_tree(formula: str) -> Node:
     """The parser's tree of a formula (raises FormulaError)."""
     return parse(formula)
-
-
-DEFAULT_LIMITS = Limits()
-
-
-def canonical(formula: str, fields: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> str:
-    """The engine's key of the compiled formula: spacing, infix or call form and folded
-    constants do not matter (`$close/Ref($close,5)` and `Div($close, Ref($close, 5))` agree).
-    Raises FormulaError for a formula the engine refuses (unknown name, look-ahead, too big)."""
-    return compile_expression(formula, fields, limits=limits).key
 
 
 # Operators whose value is never negative: Abs of them changes nothing.

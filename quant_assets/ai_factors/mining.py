@@ -27,7 +27,7 @@ from quant_assets.ai_factors.admission import (
     AdmissionRules,
     decide,
 )
-from quant_assets.ai_factors.formula_trees import canonical, size, to_tree
+from quant_assets.ai_factors.formula_trees import size, to_tree
 from quant_assets.ai_factors.generators import (
     Generator,
     GeneratorUnavailable,
@@ -39,7 +39,7 @@ from quant_assets.ai_factors.genetic import GeneticGenerator
 from quant_assets.ai_factors.scoring import Scorer, test_stats
 from quant_assets.factors import ops
 from quant_assets.factors.daily_set import DAILY_FACTORS
-from quant_assets.factors.engine import Limits
+from quant_assets.factors.engine import Limits, compile_expression
 from quant_assets.factors.parser import FormulaError
 from quant_assets.models.segments import Segments
 
@@ -102,13 +102,15 @@ class _Round:
         if not isinstance(formula, str) or not formula.strip():
             return None, "empty formula"
         try:
-            key = canonical(formula, self.scorer.fields, self.limits)
+            op = compile_expression(formula, self.scorer.fields, limits=self.limits)
             nodes = size(to_tree(formula))
         except FormulaError as exc:
             return None, f"does not parse or check: {exc.message}"
         if nodes > self.rules.max_nodes:
             return None, f"tree of {nodes} nodes exceeds {self.rules.max_nodes}"
-        return key, ""
+        if op.lookback() > self.rules.max_lookback:
+            return None, f"looks back {op.lookback()} days, more than {self.rules.max_lookback}"
+        return op.key, ""
 
     def score_train(self, formulas: list[str]) -> pd.DataFrame:
         """Train-segment figures for generators (see `MiningContext`): IC figures cached by

@@ -27,6 +27,7 @@ HISTORY_ASSETS = (
     "daily_factor_values",
     "alpha158_values",
     "news_factor_values",
+    "ai_factor_values",
 )
 
 # Families the daily run does not train (the networks by default): the zoo_training job's.
@@ -54,6 +55,15 @@ zoo_training = define_asset_job(
     partitions_def=TRADING_DAYS,
     description="Every family of the model zoo (CNN, LSTM and Transformer with the trees) "
     "trained and registered for a day, after the daily pipeline stored its factors.",
+)
+
+ai_factor_mining_job = define_asset_job(
+    "ai_factor_mining_job",
+    selection=AssetSelection.groups("ai_factors"),
+    partitions_def=TRADING_DAYS,
+    description="Rounds of AI factor mining on the window that ends on a day (the LLM when "
+    "one is configured, else the offline search), and the admitted set the daily factor "
+    "stage computes from then on.",
 )
 
 market_ingest = define_asset_job(

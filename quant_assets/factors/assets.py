@@ -25,7 +25,7 @@ from quant_assets.factors.microstructure import daily_microstructure
 from quant_assets.factors.microstructure_prep import book_summary_sql
 from quant_assets.factors.news_set import LOOKBACK_DAYS as NEWS_LOOKBACK
 from quant_assets.factors.news_set import news_factors
-from quant_assets.factors.panel import factor_panel
+from quant_assets.factors.panel import factor_panel, wide
 from quant_assets.factors.plots import write_report_plots
 from quant_assets.factors.screening import quality, rank_ic_table, screen
 from quant_assets.factors.tables import (
@@ -276,6 +276,7 @@ def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
         "alpha158_values": window(SCREENING_WINDOW),
         "microstructure_values": window(SCREENING_WINDOW),
         "news_factor_values": window(SCREENING_WINDOW),
+        "ai_factor_values": window(SCREENING_WINDOW),
         "labels": window(SCREENING_WINDOW, columns=["date", "symbol", "ret_1d"]),
         "adjusted_bars": window(SCREENING_WINDOW, columns=["date", "symbol", "close"]),
     },
@@ -296,6 +297,7 @@ def factor_screening(
     alpha158_values: pd.DataFrame,
     microstructure_values: pd.DataFrame,
     news_factor_values: pd.DataFrame,
+    ai_factor_values: pd.DataFrame,
     labels: pd.DataFrame,
     adjusted_bars: pd.DataFrame,
 ) -> Iterator:
@@ -308,6 +310,7 @@ def factor_screening(
         "alpha158": alpha158_values,
         "micro": microstructure_values,
         "news": news_factor_values,
+        "ai": wide(ai_factor_values),
     }
     panel, origin = factor_panel({k: _last_days(v, config.window_days) for k, v in sets.items()})
     label = labels_by_date(labels, "ret_1d")

@@ -49,6 +49,7 @@ FACTOR_SETS = (
     "alpha158_values",
     "microstructure_values",
     "news_factor_values",
+    "ai_factor_values",
 )
 LABEL = "label"  # Qlib's Ref($close,-2)/Ref($close,-1)-1
 # The families the daily run trains and the ensemble weighs; the networks are trained by the

@@ -1,5 +1,7 @@
 """Simulated markets for the AI-factor tests: one with its planted alphas, one without."""
 
+import functools
+
 import pandas as pd
 import pytest
 
@@ -20,11 +22,21 @@ def _segments(bars: pd.DataFrame, train: int, valid: int) -> dict:
             "test": (days[valid], days[-1])}  # fmt: skip
 
 
+@functools.cache
+def _planted() -> tuple[SimulatedMarket, pd.DataFrame]:
+    sim = SimulatedMarket(pd.bdate_range("2023-01-02", periods=240), n_symbols=150, seed=4)
+    return sim, _bars(sim)
+
+
+def _planted_bars() -> pd.DataFrame:
+    """The planted market's bars (for IO managers that serve them by partition)."""
+    return _planted()[1]
+
+
 @pytest.fixture(scope="session")
 def planted_market() -> tuple[SimulatedMarket, pd.DataFrame, dict]:
     """150 stocks, 240 days with the planted alphas; train to day 159, valid to 199."""
-    sim = SimulatedMarket(pd.bdate_range("2023-01-02", periods=240), n_symbols=150, seed=4)
-    bars = _bars(sim)
+    sim, bars = _planted()
     return sim, bars, _segments(bars, 160, 200)
 
 

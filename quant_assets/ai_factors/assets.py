@@ -1,0 +1,265 @@
+"""AI-factor stage: the factor mining over a window that ends on its day (an LLM or the
+offline search proposes, validation admits, the test segment reports), the admitted set, and
+its daily values, which the factor screening and the model read like any other set."""
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MetadataValue,
+    Output,
+)
+from pydantic import Field
+
+from quant_assets.ai_factors.admission import ADMITTED, AdmissionRules
+from quant_assets.ai_factors.inputs import BAR_FIELDS, mining_bars, window_segments
+from quant_assets.ai_factors.llm_generator import LLMSettings
+from quant_assets.ai_factors.mining import mine
+from quant_assets.ai_factors.tables import AI_FACTOR_MINING, AI_FACTOR_VALUES, AI_FACTORS
+from quant_assets.ai_factors.tracking import log_result, mining_run
+from quant_assets.factors.daily_set import DAILY_FACTORS
+from quant_assets.factors.engine import evaluate_many
+from quant_assets.factors.news_set import NEWS_FACTORS
+from quant_assets.wiring import daily_table, partition_day, same_day, stored_within, window
+from resources.llm import LLMResource
+from resources.mlflow_tracking import MLflowResource
+
+MINING_WINDOW = 250  # trading days a mining run may read
+VALUES_LOOKBACK = 80  # trading days of bars behind a day's values (admission allows 60)
+BAR_COLUMNS = ["date", "symbol", "is_suspended", *BAR_FIELDS]
+TEST_COLUMNS = {"ic": "test_ic", "icir": "test_icir", "t_stat": "test_t", "n_days": "test_days"}
+
+
+class MiningConfig(Config):
+    rounds: int = Field(default=2, description="rounds of generation, scoring and admission")
+    per_round: int = Field(default=8, description="formulas asked for per round")
+    generator: str = Field(
+        default="auto", description="auto (the LLM when one is configured), llm or offline"
+    )
+    seed: int = Field(default=0, description="seed of the offline search")
+    window_days: int = Field(
+        default=MINING_WINDOW, description=f"trading days read (at most {MINING_WINDOW})"
+    )
+    valid_share: float = Field(default=0.25, description="share of the window that validates")
+    test_share: float = Field(default=0.15, description="newest share, reported after selection")
+    min_abs_ic: float = Field(default=0.015, description="|validation rank IC| to be admitted")
+    alpha: float = Field(default=0.05, description="family-wise error (Bonferroni) of the run")
+    max_corr: float = Field(default=0.7, description="|correlation| limit with factors in use")
+
+
+def _in_use() -> dict[str, str]:
+    """The factors a candidate must not repeat: the daily set and the news factors."""
+    return {**DAILY_FACTORS, **{name: f"${name}" for name in NEWS_FACTORS}}
+
+
+def _llm_settings(llm: LLMResource) -> LLMSettings | None:
+    if not llm.enabled:
+        return None
+    return LLMSettings(
+        model=str(llm.model),
+        api_key=llm.api_key,
+        api_base=llm.api_base,
+        timeout=llm.timeout,
+        retries=llm.retries,
+        max_tokens=llm.max_tokens,
+        max_cost_usd=llm.max_cost_usd,
+    )
+
+
+def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
+    keep = pd.DatetimeIndex(pd.to_datetime(frame["date"]).unique()).sort_values()[-days:]
+    return frame[pd.to_datetime(frame["date"]).isin(keep)]
+
+
+@daily_table(
+    AI_FACTOR_MINING,
+    group="ai_factors",
+    kinds=("mlflow",),
+    ins={
+        "adjusted_bars": window(MINING_WINDOW, columns=BAR_COLUMNS),
+        "news_factor_values": window(MINING_WINDOW),
+        "news_items": window(3, columns=["date", "symbol", "title"]),
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "admitted_on_validation",
+            asset="ai_factor_mining",
+            description="Every admitted formula passed validation as the rule says (|IC|, "
+            "sign of train, Bonferroni-corrected p, correlation with the factors in use), and "
+            "no test-segment figure exists for a formula that was not admitted.",
+        )
+    ],
+)
+def ai_factor_mining(
+    context: AssetExecutionContext,
+    config: MiningConfig,
+    llm: LLMResource,
+    mlflow_tracking: MLflowResource,
+    adjusted_bars: pd.DataFrame,
+    news_factor_values: pd.DataFrame,
+    news_items: pd.DataFrame,
+) -> Iterator:
+    """Rounds of factor mining on the window ending on the day: every candidate with its
+    evidence and decision, the admitted ones with their test figures (after selection)."""
+    if not 1 <= config.window_days <= MINING_WINDOW:
+        raise ValueError(f"window_days must be within 1..{MINING_WINDOW}")
+    day = partition_day(context)
+    bars = _last_days(mining_bars(adjusted_bars, news_factor_values), config.window_days)
+    segments = window_segments(
+        pd.DatetimeIndex(bars["date"].unique()), config.valid_share, config.test_share
+    )
+    settings = _llm_settings(llm)
+    generator = config.generator
+    if generator == "auto":
+        generator = "llm" if settings is not None else "offline"
+    rules = AdmissionRules(
+        min_abs_ic=config.min_abs_ic, alpha=config.alpha, max_corr=config.max_corr
+    )
+    notes = [str(t) for t in news_items.sort_values("date")["title"].tail(50)]
+    params = {
+        "generator": generator,
+        "model": settings.model if settings else "none",
+        **config.model_dump(exclude={"generator"}),
+        **{f"{k}_segment": f"{a.date()}..{b.date()}" for k, (a, b) in vars(segments).items()},
+    }
+    with mining_run(mlflow_tracking.setup(), f"{day:%Y-%m-%d}", params) as log_round:
+
+        def on_round(row: dict, frame: pd.DataFrame) -> None:
+            context.log.info(
+                f"round {row['round']} ({row['generator']}): {row['candidates']} candidates, "
+                f"{row['admitted']} admitted, {row['seconds']:.1f} s"
+            )
+            log_round(row, frame)
+
+        result = mine(
+            bars,
+            segments,
+            rounds=config.rounds,
+            generator=generator,
+            seed=config.seed,
+            in_use=_in_use(),
+            rules=rules,
+            per_round=config.per_round,
+            llm=settings,
+            notes=notes,
+            on_round=on_round,
+        )
+        log_result(result)
+    log = result.candidates.join(
+        result.test[list(TEST_COLUMNS)].rename(columns=TEST_COLUMNS), on="name"
+    )
+    log.insert(0, "date", day)
+    admitted = result.admitted
+    rounds = result.rounds
+    yield Output(
+        log[list(AI_FACTOR_MINING.columns)],
+        metadata={
+            "generator": result.generator,
+            "fallback": result.fallback or "none",
+            "candidates": len(log),
+            "admitted": len(admitted),
+            "valid_tests": int(rounds["valid_tests"].sum()),
+            "tokens": int(rounds["prompt_tokens"].sum() + rounds["completion_tokens"].sum()),
+            "cost_usd": float(rounds["cost_usd"].sum()),
+            "seconds": float(rounds["seconds"].sum()),
+            "segments": MetadataValue.json(
+                {k: str(v) for k, v in params.items() if k.endswith("_segment")}
+            ),
+            "rounds": MetadataValue.md(
+                rounds.drop(columns=["errors"]).round(4).to_markdown(index=False)
+            ),
+            "admitted_factors": MetadataValue.md(
+                log[log["status"] == ADMITTED][
+                    ["name", "formula", "train_ic", "valid_ic", "valid_p", "tests", "test_ic"]
+                ]
+                .round(4)
+                .to_markdown(index=False)
+                or "none"
+            ),
+        },
+    )
+    yield _admitted_on_validation(log, rules)
+
+
+def _admitted_on_validation(log: pd.DataFrame, rules: AdmissionRules) -> AssetCheckResult:
+    """The admission rule re-read from the stored log, and the test-segment discipline."""
+    admitted = log["status"] == ADMITTED
+    passes = (
+        (log["valid_ic"].abs() >= rules.min_abs_ic)
+        & (np.sign(log["valid_ic"]) == np.sign(log["train_ic"]))
+        & (log["valid_p"] * log["tests"] < rules.alpha)
+        & (log["closest_corr"].fillna(0.0) < rules.max_corr)
+    )
+    unearned = admitted & ~passes
+    tested_early = ~admitted & log["test_ic"].notna()
+    return AssetCheckResult(
+        passed=not bool(unearned.any() or tested_early.any()),
+        metadata={
+            "admitted": int(admitted.sum()),
+            "admitted_without_evidence": ", ".join(log.loc[unearned, "name"]) or "none",
+            "test_figures_of_unselected": int(tested_early.sum()),
+        },
+    )
+
+
+@daily_table(AI_FACTORS, group="ai_factors", ins={"ai_factor_mining": same_day()})
+def ai_factors(ai_factor_mining: pd.DataFrame) -> Iterator:
+    """The formulas the day's mining admitted: the AI factor set from that day on."""
+    admitted = ai_factor_mining[ai_factor_mining["status"] == ADMITTED]
+    frame = admitted.assign(origin="ai:" + admitted["generator"])[list(AI_FACTORS.columns)]
+    yield Output(
+        frame.reset_index(drop=True),
+        metadata={
+            "count": len(frame),
+            "factors": MetadataValue.md(
+                frame[["name", "formula", "origin", "valid_ic"]].round(4).to_markdown(index=False)
+                or "none"
+            ),
+        },
+    )
+
+
+@daily_table(
+    AI_FACTOR_VALUES,
+    group="factors",
+    ins={
+        "ai_factor_mining": stored_within(
+            MINING_WINDOW, columns=["date", "name", "formula", "status"]
+        ),
+        "adjusted_bars": window(VALUES_LOOKBACK, columns=BAR_COLUMNS),
+        "news_factor_values": window(VALUES_LOOKBACK),
+    },
+)
+def ai_factor_values(
+    context: AssetExecutionContext,
+    ai_factor_mining: pd.DataFrame,
+    adjusted_bars: pd.DataFrame,
+    news_factor_values: pd.DataFrame,
+) -> Iterator:
+    """The day's values of the factors the newest mining on or before the day admitted (none
+    if it admitted none), one row per stock and factor; no rows before the first mining."""
+    day = partition_day(context)
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                          {"date": "datetime64[ns]", "symbol": str, "factor": str, "value": float}.items()})  # fmt: skip
+    mined = pd.to_datetime(ai_factor_mining["date"])
+    mined_on = mined.max() if len(mined) else None
+    latest = ai_factor_mining[(mined == mined_on) & (ai_factor_mining["status"] == ADMITTED)]
+    formulas = dict(zip(latest["name"], latest["formula"], strict=True))
+    if not formulas:
+        when = "never" if mined_on is None else f"{mined_on:%Y-%m-%d}"
+        yield Output(empty, metadata={"factors": 0, "mined_on": when, "rows": 0})
+        return
+    bars = mining_bars(adjusted_bars, news_factor_values)
+    wide = evaluate_many(list(formulas.values()), bars, names=list(formulas), start=day)
+    wide = wide[wide.index.get_level_values("date") == day]
+    long = wide.stack(future_stack=True).rename("value").reset_index()
+    long = long.rename(columns={long.columns[2]: "factor"})[["date", "symbol", "factor", "value"]]
+    yield Output(
+        long,
+        metadata={"factors": len(formulas), "mined_on": f"{mined_on:%Y-%m-%d}", "rows": len(long)},
+    )
