@@ -146,7 +146,7 @@ def daily_table(
         name=spec.name,
         partitions_def=TRADING_DAYS,
         group_name=group,
-        io_manager_key=IO_MANAGER,
+        io_manager_key=asset_kwargs.pop("io_manager_key", IO_MANAGER),
         metadata=table_metadata(spec),
         kinds={"clickhouse", *kinds},
         **asset_kwargs,

@@ -98,6 +98,7 @@ def stack_resources(
     from resources.llm import LLMResource
     from resources.mlflow_io import MLflowModelIOManager
     from resources.mlflow_reports import MLflowReportIOManager
+    from resources.tracked_tables import TrackedTableIOManager
 
     return {
         "clickhouse": clickhouse,
@@ -105,6 +106,7 @@ def stack_resources(
         "mlflow_tracking": tracking,
         "mlflow_model_io": MLflowModelIOManager(mlflow_tracking=tracking),
         "mlflow_report_io": MLflowReportIOManager(mlflow_tracking=tracking),
+        "tracked_table_io": TrackedTableIOManager(clickhouse=clickhouse, mlflow_tracking=tracking),
         "market": market,
         "llm": LLMResource(),  # unset: the AI-factor stage runs offline
     }

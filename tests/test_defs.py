@@ -51,12 +51,15 @@ def test_every_stage_is_in_the_graph_with_its_group():
                 "daily_factor_values",
                 "alpha158_values",
                 "microstructure_values",
+                "news_analysis",
                 "news_factor_values",
+                "ai_factor_values",
                 "factor_screening",
                 "active_factors",
             ],
             "factors",
         ),
+        **dict.fromkeys(["market_context", "ai_factor_mining", "ai_factors"], "ai_factors"),
         **dict.fromkeys(
             [f"{f}_model" for f in ("lgbm", "xgb", "rf", "cnn", "lstm", "transformer")]
             + ["ensemble_model", "predictions", "champion_live_ic"],
@@ -82,8 +85,9 @@ def test_every_asset_and_check_says_what_it_is():
     # 25 before issue 11; then one each for the five quarantines, minute_bars (a second),
     # adjusted_bars, news_items, labels and factor_screening; issue 12: one per family and
     # the ensemble (7 models, one had it), two more on predictions, the live rank IC; issue 13:
-    # the paper book, orders, performance and its report
-    assert len(checks) == 35 + 6 + 2 + 1 + 4
+    # the paper book, orders, performance and its report; issue 14: the news analysis, the
+    # market context, the mining, the admitted set and its values
+    assert len(checks) == 35 + 6 + 2 + 1 + 4 + 5
     for check in checks:
         assert _graph().get_check_spec(check).description, check
 
@@ -114,12 +118,18 @@ def test_lineage_is_the_data_flow():
     assert parents("adjusted_bars") == {"raw_daily_bars", "adjustment_factors"}
     assert parents("labels") == {"adjusted_bars"}
     assert parents("alpha158_values") == {"adjusted_bars"}
-    assert parents("news_factor_values") == {"news_items", "universe"}
+    assert parents("news_analysis") == {"news_items", "universe"}
+    assert parents("news_factor_values") == {"news_items", "news_analysis", "universe"}
+    assert parents("ai_factor_mining") == {
+        "adjusted_bars", "news_factor_values", "news_items", "market_context"}  # fmt: skip
+    assert parents("ai_factor_values") == {
+        "ai_factor_mining", "adjusted_bars", "news_factor_values"}  # fmt: skip
     assert parents("factor_screening") == {
         "daily_factor_values",
         "alpha158_values",
         "microstructure_values",
         "news_factor_values",
+        "ai_factor_values",
         "labels",
         "adjusted_bars",
     }
@@ -129,6 +139,7 @@ def test_lineage_is_the_data_flow():
         "alpha158_values",
         "microstructure_values",
         "news_factor_values",
+        "ai_factor_values",
         "labels",
     }
     assert parents("ensemble_model") == parents("lgbm_model") | {
@@ -142,6 +153,7 @@ def test_lineage_is_the_data_flow():
         "alpha158_values",
         "microstructure_values",
         "news_factor_values",
+        "ai_factor_values",
     }
     assert parents("champion_live_ic") == {"predictions", "labels"}
     assert parents("signals") == {"predictions", "raw_daily_bars", "universe"}

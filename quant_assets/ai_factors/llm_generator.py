@@ -17,6 +17,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -32,6 +33,7 @@ from quant_assets.ai_factors.generators import (
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -101,21 +103,26 @@ def _one_line(text: str) -> str:
     return re.sub(r"</?\s*data\s*>", "[tag removed]", text, flags=re.IGNORECASE)[:300]
 
 
-def parse_answer(content: str) -> Answer:
-    """The schema-valid answer in `content` (a fenced code block is accepted); raises
-    ValueError with the reason otherwise."""
+def parse_json(content: str, schema: type[M]) -> M:
+    """The answer in `content` validated against the pydantic `schema` (a fenced code block
+    is accepted); raises ValueError with the reason otherwise."""
     text = (content or "").strip()
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, flags=re.DOTALL)
     if fenced:
         text = fenced.group(1).strip()
     try:
-        return Answer.model_validate(json.loads(text))
+        return schema.model_validate(json.loads(text))
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at position {exc.pos}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"not the schema: {where}: {first['msg']}") from exc
+
+
+def parse_answer(content: str) -> Answer:
+    """The generator's answer in `content` (see `parse_json`)."""
+    return parse_json(content, Answer)
 
 
 def _is_connection_failure(exc: Exception, litellm) -> bool:

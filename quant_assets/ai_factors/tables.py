@@ -67,3 +67,33 @@ AI_FACTOR_VALUES = TableSpec(
     },
     order_by=("factor", "symbol", "date"),
 )
+
+# Per news item and stock it concerns: direction, strength, topic, and which analyser read it
+# (an LLM through litellm, or the offline lexicon).
+NEWS_ANALYSIS = TableSpec(
+    name="news_analysis",
+    columns={
+        "date": "Date",
+        "news_id": "String",
+        "symbol": "LowCardinality(String)",
+        "direction": "Int8",
+        "strength": _F,
+        "score": _F,
+        "topic": "LowCardinality(String)",
+        "analyser": "LowCardinality(String)",
+    },
+    order_by=("symbol", "date", "news_id"),
+)
+
+# The day's market context: regime statistics, sector moves, factor health (long).
+MARKET_CONTEXT = TableSpec(
+    name="market_context",
+    columns={
+        "date": "Date",
+        "section": "LowCardinality(String)",
+        "item": "String",
+        "metric": "LowCardinality(String)",
+        "value": _F,
+    },
+    order_by=("date", "section", "item", "metric"),
+)

@@ -24,6 +24,7 @@ HISTORY_ASSETS = (
     "adjusted_bars",
     "labels",
     "news_items",
+    "news_analysis",
     "daily_factor_values",
     "alpha158_values",
     "news_factor_values",

@@ -224,16 +224,22 @@ def microstructure_values(
     backfill_policy=RANGE_IN_ONE_RUN,
     ins={
         "news_items": window(NEWS_LOOKBACK, columns=["date", "symbol", "sentiment"]),
+        "news_analysis": window(NEWS_LOOKBACK, columns=["date", "symbol", "score"]),
         "universe": same_day(columns=["symbol"]),
     },
     check_specs=_checks("news_factor_values"),
 )
 def news_factor_values(
-    context: AssetExecutionContext, news_items: pd.DataFrame, universe: pd.DataFrame
+    context: AssetExecutionContext,
+    news_items: pd.DataFrame,
+    news_analysis: pd.DataFrame,
+    universe: pd.DataFrame,
 ) -> Iterator:
-    """News count and mean sentiment per stock over the last 1 and 5 trading days."""
+    """News count, mean vendor sentiment and mean analysed tone per stock over the last 1 and
+    5 trading days."""
     day = partition_day(context)
-    values = news_factors(news_items, universe["symbol"], day)
+    analysis = news_analysis.assign(date=pd.to_datetime(news_analysis["date"]))
+    values = news_factors(news_items, universe["symbol"], day, analysis=analysis)
     history = int(news_items["date"].nunique())
     # Sparse by nature (most stocks have no news on most days): the checks only warn.
     stats, checks = _quality_checks(

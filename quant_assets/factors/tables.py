@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from quant_assets.factors.alpha158 import alpha158_formulas
 from quant_assets.factors.daily_set import DAILY_FACTORS
 from quant_assets.factors.microstructure import COLUMNS as MICROSTRUCTURE_FACTORS
-from quant_assets.factors.news_set import NEWS_FACTORS
+from quant_assets.factors.news_set import NEWS_FACTORS, TONE_FACTORS
 from resources.clickhouse import TableSpec
 
 
@@ -34,7 +34,7 @@ DAILY_FACTOR_VALUES = factor_table("daily_factor_values", DAILY_FACTORS)
 # Alpha158 is float32, as Qlib stores it.
 ALPHA158_VALUES = factor_table("alpha158_values", alpha158_formulas(), "Float32")
 MICROSTRUCTURE_VALUES = factor_table("microstructure_values", MICROSTRUCTURE_FACTORS)
-NEWS_FACTOR_VALUES = factor_table("news_factor_values", NEWS_FACTORS)
+NEWS_FACTOR_VALUES = factor_table("news_factor_values", [*NEWS_FACTORS, *TONE_FACTORS])
 
 # The factor sets by name (the `factor_set` of screening rows): the set's table.
 FACTOR_SETS: dict[str, TableSpec] = {

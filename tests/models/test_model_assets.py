@@ -39,6 +39,7 @@ COLUMNS = {  # factor set -> its factors
     "alpha158_values": ["KMID", "KLEN"],
     "microstructure_values": ["m1"],
     "news_factor_values": ["n1"],
+    "ai_factor_values": [],  # no AI factor mined yet
 }
 ACTIVE = ["KMID", "d1", "m1"]
 TRAIN = {"train_days": 20, "valid_days": 8, "min_train_days": 5}
