@@ -76,8 +76,10 @@ def segments_of(bars: pd.DataFrame) -> Segments:
     return Segments((cal[60], cal[a - 1]), (cal[a], cal[b - 1]), (cal[b], cal[-1]))
 
 
-def model_figures(bars: pd.DataFrame, formulas: list[str], seg: Segments) -> dict[str, float]:
-    out = walk_forward(bars, model="lgbm", features=formulas, segments=seg, seed=0)
+def model_figures(bars: pd.DataFrame, formulas: dict[str, str], seg: Segments) -> dict[str, float]:
+    """LightGBM's validation (report days) and test figures on the named formulas."""
+    panel = evaluate_many(list(formulas.values()), bars, names=list(formulas))
+    out = walk_forward(bars, model="lgbm", features=panel, segments=seg, seed=0)
     return {
         "valid_rank_ic": float(out.attrs["metrics"]["valid_rank_ic"]),
         "test_rank_ic": float(out.attrs["test_metrics"]["rank_ic"]),
@@ -135,8 +137,8 @@ def main() -> None:
     news_found = [
         n for n, f in result.formulas.items() if "$news_" in f and abs(corr.at[n, "mu_news"]) > 0.3
     ]
-    base = model_figures(bars, list(DAILY_FACTORS.values()), seg)
-    plus = model_figures(bars, [*DAILY_FACTORS.values(), *result.formulas.values()], seg)
+    base = model_figures(bars, DAILY_FACTORS, seg)
+    plus = model_figures(bars, {**DAILY_FACTORS, **result.formulas}, seg)
     table = pd.DataFrame({"daily set": base, "daily set + AI factors": plus}).T
     print("\nLightGBM on the daily set, with and without the admitted factors:\n"
           + table.round(4).to_string())  # fmt: skip
