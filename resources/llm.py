@@ -9,8 +9,8 @@ from pydantic import Field
 
 class LLMResource(ConfigurableResource):
     """Unset by default: the AI-factor stage then runs its offline generator and analyser.
-    The key comes from the environment (`QUANT_LLM_API_KEY` as an EnvVar) and is handed to
-    litellm only, never to a prompt, a log line or MLflow."""
+    The key comes from the settings as an EnvVar and is handed to litellm only, never to a
+    prompt, a log line or MLflow."""
 
     model: str | None = Field(default=None, description="litellm model name, e.g. openai/gpt-4o")
     api_key: str | None = Field(default=None, description="provider key (from the environment)")

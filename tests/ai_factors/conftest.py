@@ -1,19 +1,10 @@
 """Simulated markets for the AI-factor tests: one with its planted alphas, one without."""
 
-import functools
-
 import pandas as pd
 import pytest
+from sim_markets import bars_of, planted
 
-from quant_assets.market.adjustment import backward_adjusted
 from quant_assets.market.sources.simulated import AlphaStrengths, SimulatedMarket
-
-FIELDS = ["date", "symbol", "open", "high", "low", "close", "volume", "vwap"]
-
-
-def _bars(sim: SimulatedMarket) -> pd.DataFrame:
-    adjusted = backward_adjusted(sim.daily_bars())
-    return adjusted[~adjusted["is_suspended"]].reset_index(drop=True)[FIELDS]
 
 
 def _segments(bars: pd.DataFrame, train: int, valid: int) -> dict:
@@ -22,21 +13,10 @@ def _segments(bars: pd.DataFrame, train: int, valid: int) -> dict:
             "test": (days[valid], days[-1])}  # fmt: skip
 
 
-@functools.cache
-def _planted() -> tuple[SimulatedMarket, pd.DataFrame]:
-    sim = SimulatedMarket(pd.bdate_range("2023-01-02", periods=240), n_symbols=150, seed=4)
-    return sim, _bars(sim)
-
-
-def _planted_bars() -> pd.DataFrame:
-    """The planted market's bars (for IO managers that serve them by partition)."""
-    return _planted()[1]
-
-
 @pytest.fixture(scope="session")
 def planted_market() -> tuple[SimulatedMarket, pd.DataFrame, dict]:
     """150 stocks, 240 days with the planted alphas; train to day 159, valid to 199."""
-    sim, bars = _planted()
+    sim, bars = planted()
     return sim, bars, _segments(bars, 160, 200)
 
 
@@ -47,7 +27,7 @@ def null_market() -> tuple[pd.DataFrame, dict]:
         pd.bdate_range("2023-01-02", periods=240), n_symbols=150, seed=4,
         alphas=AlphaStrengths(0.0, 0.0, 0.0),
     )  # fmt: skip
-    bars = _bars(sim)
+    bars = bars_of(sim)
     return bars, _segments(bars, 160, 200)
 
 
@@ -55,5 +35,5 @@ def null_market() -> tuple[pd.DataFrame, dict]:
 def small_market() -> tuple[pd.DataFrame, dict]:
     """80 stocks, 180 days: enough for the LLM loop's checks, quick to score."""
     sim = SimulatedMarket(pd.bdate_range("2023-01-02", periods=180), n_symbols=80, seed=7)
-    bars = _bars(sim)
+    bars = bars_of(sim)
     return bars, _segments(bars, 110, 150)

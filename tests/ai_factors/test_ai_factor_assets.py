@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from dagster import ConfigurableIOManager, DagsterInstance, SourceAsset, materialize
 from openai_stub import OpenAIStub, answer
+from sim_markets import planted
 
 from quant_assets.ai_factors.assets import (
     ai_factor_mining,
@@ -36,9 +37,7 @@ class PlantedMarket(ConfigurableIOManager):
         raise NotImplementedError("the planted tables are read only")
 
     def load_input(self, context) -> pd.DataFrame:
-        from conftest import _planted_bars
-
-        bars = _planted_bars()
+        bars = planted()[1]
         days = pd.DatetimeIndex(context.asset_partition_keys)
         rows = bars[bars["date"].isin(days)]
         name = context.asset_key.path[-1]
