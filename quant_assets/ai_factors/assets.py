@@ -21,7 +21,7 @@ from pydantic import Field
 from quant_assets.ai_factors.admission import ADMITTED, AdmissionRules
 from quant_assets.ai_factors.context import REGIME_DAYS, describe
 from quant_assets.ai_factors.context import market_context as context_rows
-from quant_assets.ai_factors.inputs import BAR_FIELDS, mining_bars, window_segments
+from quant_assets.ai_factors.inputs import BAR_FIELDS, mining_bars
 from quant_assets.ai_factors.llm_generator import LLMSettings
 from quant_assets.ai_factors.mining import mine
 from quant_assets.ai_factors.news_analysis import ANALYSIS_COLUMNS, TOPICS, analyse
@@ -36,9 +36,10 @@ from quant_assets.ai_factors.tracking import mining_run, round_runs
 from quant_assets.factors.daily_set import DAILY_FACTORS
 from quant_assets.factors.engine import compile_expression, evaluate_many
 from quant_assets.factors.news_set import NEWS_FACTORS, TONE_FACTORS
-from quant_assets.factors.panel import factor_panel
+from quant_assets.factors.panel import factor_panel, last_days
 from quant_assets.factors.parser import FormulaError
 from quant_assets.market.labels import labels_by_date
+from quant_assets.models.segments import default_segments
 from quant_assets.wiring import daily_table, partition_day, same_day, stored_within, window
 from resources.llm import LLMResource
 from resources.tracked_tables import TrackedTable
@@ -84,11 +85,6 @@ def _llm_settings(llm: LLMResource) -> LLMSettings | None:
         max_tokens=llm.max_tokens,
         max_cost_usd=llm.max_cost_usd,
     )
-
-
-def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
-    keep = pd.DatetimeIndex(pd.to_datetime(frame["date"]).unique()).sort_values()[-days:]
-    return frame[pd.to_datetime(frame["date"]).isin(keep)]
 
 
 @daily_table(
@@ -222,9 +218,13 @@ def ai_factor_mining(
     if not 1 <= config.window_days <= MINING_WINDOW:
         raise ValueError(f"window_days must be within 1..{MINING_WINDOW}")
     day = partition_day(context)
-    bars = _last_days(mining_bars(adjusted_bars, news_factor_values), config.window_days)
-    segments = window_segments(
-        pd.DatetimeIndex(bars["date"].unique()), config.valid_share, config.test_share
+    bars = last_days(mining_bars(adjusted_bars, news_factor_values), config.window_days)
+    if not 0 < config.valid_share + config.test_share < 1:
+        raise ValueError("valid_share + test_share must lie between 0 and 1")
+    train_share = 1 - config.valid_share - config.test_share
+    segments = default_segments(
+        pd.DatetimeIndex(bars["date"].unique()).sort_values(),
+        (train_share, config.valid_share, config.test_share),
     )
     settings = _llm_settings(llm)
     generator = config.generator

@@ -32,12 +32,6 @@ def size(node: Node) -> int:
     return 1
 
 
-def depth(node: Node) -> int:
-    if isinstance(node, Call):
-        return 1 + max((depth(a) for a in node.args), default=0)
-    return 1
-
-
 def subtrees(node: Node, path: Path = ()) -> Iterator[tuple[Path, Node]]:
     """Every (path, subtree), the root first; a path lists argument positions from the root."""
     yield path, node
@@ -54,10 +48,6 @@ def replace(node: Node, path: Path, new: Node) -> Node:
     args = list(node.args)
     args[path[0]] = replace(args[path[0]], path[1:], new)
     return Call(node.name, tuple(args), 0)
-
-
-def fields_of(node: Node) -> set[str]:
-    return {n.name for _, n in subtrees(node) if isinstance(n, FieldRef)}
 
 
 def to_tree(formula: str) -> Node:

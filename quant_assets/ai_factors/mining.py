@@ -115,29 +115,31 @@ class _Round:
     def score_train(self, formulas: list[str]) -> pd.DataFrame:
         """Train-segment figures for generators (see `MiningContext`): IC figures cached by
         formula, correlations topped up with the references admitted since."""
-        todo = [f for f in dict.fromkeys(formulas) if f not in self.train_cache]
+        unique = list(dict.fromkeys(formulas))
+        todo = [f for f in unique if f not in self.train_cache]
         good = [f for f in todo if self.check(f)[0] is not None]
         for f in set(todo) - set(good):
             self.train_cache[f] = {"ic": np.nan, "icir": np.nan, "n_days": 0}
-        values = self.scorer.values(good) if good else None
-        if good:
-            stats = self.scorer.segment_stats(values, "train")
-            for f in good:
-                self.train_cache[f] = stats.loc[f, ["ic", "icir", "n_days"]].to_dict()
         references = list(self.scorer.reference.columns)
-        stale = {}
-        for f in dict.fromkeys(formulas):
-            if np.isfinite(self.train_cache[f]["ic"]):
-                missing = [r for r in references if r not in self.corr_cache.get(f, {})]
-                if missing:
-                    stale[f] = missing
-        if stale:
-            among = sorted({r for m in stale.values() for r in m})
-            if values is None or not set(stale) <= set(values.columns):
-                values = self.scorer.values(list(stale))
-            corr = self.scorer.correlations(values[list(stale)], among).abs()
-            for f in stale:
-                self.corr_cache.setdefault(f, {}).update(corr.loc[f].to_dict())
+
+        def missing(f: str) -> list[str]:
+            return [r for r in references if r not in self.corr_cache.get(f, {})]
+
+        older = [f for f in unique if f not in todo and np.isfinite(self.train_cache[f]["ic"])]
+        need = good + [f for f in older if missing(f)]
+        if need:  # one evaluation for the new formulas' IC and everyone's new correlations
+            values = self.scorer.values(need)
+            if good:
+                stats = self.scorer.segment_stats(values[good], "train")
+                for f in good:
+                    self.train_cache[f] = stats.loc[f, ["ic", "icir", "n_days"]].to_dict()
+            stale = {f: missing(f) for f in need if np.isfinite(self.train_cache[f]["ic"])}
+            stale = {f: m for f, m in stale.items() if m}
+            if stale:
+                among = sorted({r for m in stale.values() for r in m})
+                corr = self.scorer.correlations(values[list(stale)], among).abs()
+                for f in stale:
+                    self.corr_cache.setdefault(f, {}).update(corr.loc[f].to_dict())
         rows = {}
         for f in formulas:
             corr = [c for c in self.corr_cache.get(f, {}).values() if np.isfinite(c)]

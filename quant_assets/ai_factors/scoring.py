@@ -14,12 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from quant_assets.factors.engine import evaluate_many
+from quant_assets.factors.engine import KEY_COLUMNS, evaluate_many
 from quant_assets.factors.screening import rank_ic_table
 from quant_assets.models.dataset import forward_label
 from quant_assets.models.segments import LABEL_HORIZON, Segments
 
-KEY_COLUMNS = ("date", "symbol")
 # Daily ICs of a persistent factor are autocorrelated (its ranks change slowly and labels of
 # neighbouring days share prices), so the t-test uses Newey-West errors over this many lags.
 HAC_LAGS = 5

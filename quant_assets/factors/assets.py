@@ -25,7 +25,7 @@ from quant_assets.factors.microstructure import daily_microstructure
 from quant_assets.factors.microstructure_prep import book_summary_sql
 from quant_assets.factors.news_set import LOOKBACK_DAYS as NEWS_LOOKBACK
 from quant_assets.factors.news_set import news_factors
-from quant_assets.factors.panel import factor_panel, wide
+from quant_assets.factors.panel import factor_panel, last_days, wide
 from quant_assets.factors.plots import write_report_plots
 from quant_assets.factors.screening import quality, rank_ic_table, screen
 from quant_assets.factors.tables import (
@@ -268,11 +268,6 @@ class ScreeningConfig(Config):
     plots: int = Field(default=2, description="factors with a full report and plots")
 
 
-def _last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
-    keep = pd.DatetimeIndex(frame["date"].unique()).sort_values()[-days:]
-    return frame[frame["date"].isin(keep)]
-
-
 @daily_table(
     FACTOR_SCREENING,
     group="factors",
@@ -318,7 +313,7 @@ def factor_screening(
         "news": news_factor_values,
         "ai": wide(ai_factor_values),
     }
-    panel, origin = factor_panel({k: _last_days(v, config.window_days) for k, v in sets.items()})
+    panel, origin = factor_panel({k: last_days(v, config.window_days) for k, v in sets.items()})
     label = labels_by_date(labels, "ret_1d")
     summary = screen(
         rank_ic_table(panel, label), config.ic_threshold, config.min_t, config.min_days

@@ -10,6 +10,12 @@ KEYS = ["date", "symbol"]
 LONG = ["date", "symbol", "factor", "value"]  # a set whose factors change (the AI factors)
 
 
+def last_days(frame: pd.DataFrame, days: int) -> pd.DataFrame:
+    """The rows of the `days` newest dates of `frame` (a window read may hold more)."""
+    keep = pd.DatetimeIndex(frame["date"].unique()).sort_values()[-days:]
+    return frame[frame["date"].isin(keep)]
+
+
 def wide(frame: pd.DataFrame) -> pd.DataFrame:
     """A factor set as date, symbol and one column per factor, from either layout."""
     if list(frame.columns) != LONG:
