@@ -41,6 +41,7 @@ from quant_assets.factors.parser import FormulaError
 from quant_assets.market.labels import labels_by_date
 from quant_assets.models.segments import default_segments
 from quant_assets.wiring import daily_table, partition_day, same_day, stored_within, window
+from resources.clickhouse import empty_frame
 from resources.llm import LLMResource
 from resources.tracked_tables import TrackedTable
 
@@ -394,8 +395,7 @@ def ai_factor_values(
     """The day's values of the factors the newest mining on or before the day admitted (none
     if it admitted none), one row per stock and factor; no rows before the first mining."""
     day = partition_day(context)
-    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in
-                          {"date": "datetime64[ns]", "symbol": str, "factor": str, "value": float}.items()})  # fmt: skip
+    empty = empty_frame(AI_FACTOR_VALUES)
     mined = pd.to_datetime(ai_factor_mining["date"])
     mined_on = mined.max() if len(mined) else None
     latest = ai_factor_mining[(mined == mined_on) & (ai_factor_mining["status"] == ADMITTED)]
