@@ -12,14 +12,15 @@ from dagster import (
 )
 
 from quant_assets.ai_factors import assets as ai_factor_assets
+from quant_assets.automation.alerts import ALERT_SENSORS
 from quant_assets.automation.jobs import (
+    TIMELINE_JOBS,
     ai_factor_mining_job,
     daily_pipeline,
     history_load,
-    market_ingest,
     zoo_training,
 )
-from quant_assets.automation.schedules import daily_after_close
+from quant_assets.automation.schedules import TIMELINE_SCHEDULES
 from quant_assets.automation.sensors import landing_zone_sensor
 from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets
@@ -49,9 +50,9 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_modules(STAGES),
         asset_checks=load_asset_checks_from_modules(STAGES),
-        jobs=[daily_pipeline, history_load, market_ingest, zoo_training, ai_factor_mining_job],
-        schedules=[daily_after_close],
-        sensors=[landing_zone_sensor],
+        jobs=[daily_pipeline, history_load, zoo_training, ai_factor_mining_job, *TIMELINE_JOBS],
+        schedules=TIMELINE_SCHEDULES,
+        sensors=[landing_zone_sensor, *ALERT_SENSORS],
         resources=build_resources(),
         # An embedded chDB folder is open in one process at a time: run a job's steps in one
         # process. Against a ClickHouse server, steps run in parallel.

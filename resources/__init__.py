@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from resources.market import MarketDataResource
     from resources.mlflow_io import MLflowModelIOManager
     from resources.mlflow_tracking import MLflowResource
+    from resources.notifications import NotificationResource
     from resources.settings import data_dir, setting
 
 # Public name -> the module that defines it.
@@ -68,12 +69,31 @@ def build_resources() -> dict[str, object]:
         s3_bucket=dagster_value("QUANT_MLFLOW_S3_BUCKET"),
     )
     return stack_resources(clickhouse, tracking, market_resource()) | {
+        "notifications": notification_resource(),
         "llm": LLMResource(
             model=dagster_value("QUANT_LLM_MODEL"),
             api_key=dagster_value("QUANT_LLM_API_KEY"),
             api_base=dagster_value("QUANT_LLM_API_BASE"),
         ),
     }
+
+
+def notification_resource() -> NotificationResource:
+    """Where alerts go, from the settings: the log always, email and a webhook when set."""
+    from resources.notifications import NotificationResource
+    from resources.settings import dagster_value
+
+    return NotificationResource(
+        smtp_host=dagster_value("QUANT_SMTP_HOST"),
+        smtp_port=dagster_value("QUANT_SMTP_PORT"),
+        smtp_starttls=dagster_value("QUANT_SMTP_STARTTLS"),
+        smtp_user=dagster_value("QUANT_SMTP_USER"),
+        smtp_password=dagster_value("QUANT_SMTP_PASSWORD"),
+        mail_from=dagster_value("QUANT_ALERT_FROM"),
+        mail_to=dagster_value("QUANT_ALERT_TO"),
+        webhook_url=dagster_value("QUANT_ALERT_WEBHOOK_URL"),
+        webhook_secret=dagster_value("QUANT_ALERT_WEBHOOK_SECRET"),
+    )
 
 
 def market_resource() -> MarketDataResource:
@@ -98,6 +118,7 @@ def stack_resources(
     from resources.llm import LLMResource
     from resources.mlflow_io import MLflowModelIOManager
     from resources.mlflow_reports import MLflowReportIOManager
+    from resources.notifications import NotificationResource
     from resources.tracked_tables import TrackedTableIOManager
 
     return {
@@ -109,6 +130,7 @@ def stack_resources(
         "tracked_table_io": TrackedTableIOManager(clickhouse=clickhouse, mlflow_tracking=tracking),
         "market": market,
         "llm": LLMResource(),  # unset: the AI-factor stage runs offline
+        "notifications": NotificationResource(),  # unset: alerts go to the log only
     }
 
 
@@ -122,6 +144,7 @@ __all__ = [
     "TableSpec",
     "build_resources",
     "market_resource",
+    "notification_resource",
     "stack_resources",
     "clickhouse_is_embedded",
     "data_dir",

@@ -178,8 +178,19 @@ def test_no_asset_or_check_opens_a_database_client():
 def test_jobs_schedule_sensor_and_resources_resolve():
     assert defs.resolve_job_def("history_load").name == "history_load"
     assert defs.resolve_sensor_def("landing_zone_sensor").job_name == "market_ingest"
-    assert defs.resolve_schedule_def("daily_after_close").job_name == "daily_pipeline"
-    assert {"clickhouse_io", "mlflow_model_io", "market"} <= set(defs.resources)
+    timeline = {s.name: s.job_name for s in defs.schedules}
+    assert timeline == {
+        "timeline_data_preparation": "market_ingest",
+        "timeline_factor_calculation": "factor_calculation",
+        "timeline_model_inference": "model_inference",
+        "timeline_signal_generation": "signal_generation",
+        "timeline_performance_analysis": "performance_analysis",
+        "timeline_report_generation": "report_generation",
+        "timeline_model_retraining": "model_retraining",
+    }
+    for job in timeline.values():
+        assert defs.resolve_job_def(job).partitions_def is not None
+    assert {"clickhouse_io", "mlflow_model_io", "market", "notifications"} <= set(defs.resources)
 
 
 @pytest.mark.slow  # the dagster CLI in a subprocess: about 8 s

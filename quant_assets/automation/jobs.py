@@ -73,3 +73,64 @@ market_ingest = define_asset_job(
     partitions_def=TRADING_DAYS,
     description="Validate and store one trading day of landing-zone files (the market stage).",
 )
+
+# The daily timeline's steps (quant_assets/automation/timeline.py); data preparation is the
+# market_ingest job. Each is requested with only the assets that are missing or stale.
+TRAINING_ASSETS = (*(f"{f}_model" for f in DAILY_FAMILIES), "ensemble_model")
+INFERENCE_ASSETS = ("predictions", "champion_live_ic")
+
+factor_calculation = define_asset_job(
+    "factor_calculation",
+    selection=AssetSelection.groups("factors"),
+    partitions_def=TRADING_DAYS,
+    description="08:30: the factors of the last close from its stored market data.",
+)
+
+model_inference = define_asset_job(
+    "model_inference",
+    selection=AssetSelection.assets(*INFERENCE_ASSETS),
+    partitions_def=TRADING_DAYS,
+    description="09:00: the champion's scores of the last close (and its live rank IC).",
+)
+
+signal_generation = define_asset_job(
+    "signal_generation",
+    selection=AssetSelection.groups("strategy") | AssetSelection.assets("recommendations"),
+    partitions_def=TRADING_DAYS,
+    description="09:20: signals, the paper book's target and orders for the open, and the "
+    "recommendations.",
+)
+
+performance_analysis = define_asset_job(
+    "performance_analysis",
+    selection=AssetSelection.groups(*DAILY_GROUPS)
+    - AssetSelection.assets(*OFF_DAILY_MODELS, *TRAINING_ASSETS, "performance_report"),
+    partitions_def=TRADING_DAYS,
+    description="15:00: the day's chain once its market data are in, with the champion in "
+    "force: factors, scores, the book valued at the close and its performance.",
+)
+
+report_generation = define_asset_job(
+    "report_generation",
+    selection=AssetSelection.assets("performance_report"),
+    partitions_def=TRADING_DAYS,
+    description="15:30: the day's performance page and figures in MLflow.",
+)
+
+model_retraining = define_asset_job(
+    "model_retraining",
+    selection=AssetSelection.assets(*TRAINING_ASSETS),
+    partitions_def=TRADING_DAYS,
+    description="16:00: the daily families and the ensemble trained on the window that ends "
+    "on the day, registered, promoted when they beat the champion.",
+)
+
+TIMELINE_JOBS = (
+    market_ingest,
+    factor_calculation,
+    model_inference,
+    signal_generation,
+    performance_analysis,
+    report_generation,
+    model_retraining,
+)

@@ -10,15 +10,13 @@ import json
 import logging
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from loopback_receiver import Receiver, Reply
 
 from resources.notifications import (
     ALERT_KEY_HEADER,
@@ -290,67 +289,6 @@ def test_unreachable_smtp_server_fails_without_raising() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Webhook on loopback
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the receiver answers to one request (after `delay` seconds)."""
-
-    status: int = 200
-    delay: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Seen:
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 answering POSTs with scripted replies (the last one repeats)
-    and recording each request."""
-
-    def __init__(self, replies: list[Reply]) -> None:
-        self.replies = list(replies)
-        self.seen: list[Seen] = []
-        self.closing = threading.Event()
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def _next(self, request: Seen) -> Reply:
-        with self.lock:
-            self.seen.append(request)
-            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                reply = receiver._next(Seen(headers, body))
-                receiver.closing.wait(reply.delay)
-                try:
-                    self.send_response(reply.status)
-                    for name, value in {**reply.headers, "Content-Length": "0"}.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                except OSError:  # the client gave up waiting
-                    pass
-
-            def log_message(self, format: str, *args: object) -> None:  # quiet
-                pass
-
-        return Handler
-
-    def close(self) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
