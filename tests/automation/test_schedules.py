@@ -224,3 +224,21 @@ def test_a_failed_run_of_a_step_is_not_retried_by_the_schedule(defs, instance):
     data = _evaluate(defs, "timeline_report_generation", friday, instance)
     assert not data.run_requests
     assert "failed in run" in data.skip_message and "not retried" in data.skip_message
+
+
+def test_the_on_call_status_says_what_is_done_waiting_and_late(defs, instance):
+    from quant_assets.automation.status import report
+
+    day = "2024-05-31"
+    _materialize(instance, sorted(_job_assets(defs, "market_ingest")), day)
+    _materialize(instance, sorted(_job_assets(defs, "factor_calculation")), day)
+    text = report(instance, defs.get_repository_def(), datetime(2024, 6, 3, 9, 10, tzinfo=SH))
+    lines = {line.split()[1]: line for line in text.splitlines()[1:]}
+    assert lines["data_preparation"].endswith(f"{day}  done")
+    assert lines["factor_calculation"].endswith(f"{day}  done")
+    assert "to run: predictions" in lines["model_inference"]
+    assert "LATE" not in lines["model_inference"]
+    assert "waiting for predictions[2024-05-31]" in lines["signal_generation"]
+    assert "2024-06-03  not started (at 15:00)" in lines["performance_analysis"]
+    later = report(instance, defs.get_repository_def(), datetime(2024, 6, 3, 9, 30, tzinfo=SH))
+    assert "LATE: to run: predictions" in later
