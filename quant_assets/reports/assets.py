@@ -26,7 +26,12 @@ from quant_assets.reports.book_history import (
     model_quality,
     universe_returns,
 )
-from quant_assets.reports.performance_page import ReportData, key_figures, write_report
+from quant_assets.reports.performance_page import (
+    ANNUALISED,
+    ReportData,
+    key_figures,
+    write_report,
+)
 from quant_assets.reports.recommendations import SHOWN, build, write_files
 from quant_assets.reports.tables import PERFORMANCE, RECOMMENDATIONS
 from quant_assets.wiring import RANGE_IN_RUNS, daily_table, partition_day, same_day, window
@@ -158,6 +163,10 @@ def performance(
         "report": Pending(drawn, lambda _: MetadataValue.path(str(path))),
         "key_figures": MetadataValue.md(table.to_markdown(index=False)),
         "history_days": len(history.returns),
+        # each figure as a number too, for the metrics endpoint (annualised ones, such as the
+        # Sharpe ratio, only once the history is long enough, as on the page)
+        **{k: float(v) for k, v in figures.items()
+           if np.isfinite(v) and not (short and k in ANNUALISED)},
         **({"short_history": short} if short else {}),
         **plot,
     })  # fmt: skip

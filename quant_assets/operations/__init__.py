@@ -1,0 +1,1 @@
+"""Operations: the daily timeline, alerts, backups, metrics and the production stack."""
