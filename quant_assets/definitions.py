@@ -26,6 +26,7 @@ from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets
 from quant_assets.market import checks as market_checks
 from quant_assets.models import assets as model_assets
+from quant_assets.operations.backup_jobs import backup_daily, backup_job, restore_job
 from quant_assets.reports import assets as report_assets
 from quant_assets.strategy import assets as strategy_assets
 from resources import build_resources, clickhouse_is_embedded
@@ -50,8 +51,16 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_modules(STAGES),
         asset_checks=load_asset_checks_from_modules(STAGES),
-        jobs=[daily_pipeline, history_load, zoo_training, ai_factor_mining_job, *TIMELINE_JOBS],
-        schedules=TIMELINE_SCHEDULES,
+        jobs=[
+            daily_pipeline,
+            history_load,
+            zoo_training,
+            ai_factor_mining_job,
+            *TIMELINE_JOBS,
+            backup_job,
+            restore_job,
+        ],
+        schedules=[*TIMELINE_SCHEDULES, backup_daily],
         sensors=[landing_zone_sensor, *ALERT_SENSORS],
         resources=build_resources(),
         # An embedded chDB folder is open in one process at a time: run a job's steps in one

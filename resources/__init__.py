@@ -52,6 +52,7 @@ def clickhouse_is_embedded() -> bool:
 def build_resources() -> dict[str, object]:
     """The resource set for this process, from the settings (`resources.settings.SETTINGS`):
     the ClickHouse, MLflow, market-data and LLM settings, embedded defaults where unset."""
+    from resources.backup_store import BackupStoreResource
     from resources.clickhouse import ClickHouseResource
     from resources.llm import LLMResource
     from resources.mlflow_tracking import MLflowResource
@@ -70,6 +71,13 @@ def build_resources() -> dict[str, object]:
     )
     return stack_resources(clickhouse, tracking, market_resource()) | {
         "notifications": notification_resource(),
+        "backup_store": BackupStoreResource(
+            url=dagster_value("QUANT_BACKUP_URL"),
+            endpoint_url=dagster_value("QUANT_BACKUP_S3_ENDPOINT"),
+            keep_daily=dagster_value("QUANT_BACKUP_KEEP_DAILY"),
+            keep_weekly=dagster_value("QUANT_BACKUP_KEEP_WEEKLY"),
+            encryption_key=dagster_value("QUANT_BACKUP_KEY"),
+        ),
         "llm": LLMResource(
             model=dagster_value("QUANT_LLM_MODEL"),
             api_key=dagster_value("QUANT_LLM_API_KEY"),

@@ -225,6 +225,36 @@ _DECLARED = (
         secret=True,
     ),
     Setting(
+        "QUANT_BACKUP_URL",
+        "text",
+        lambda: str(data_dir() / "backups"),
+        "where the daily backup (ClickHouse tables, the MLflow store, the Dagster instance) "
+        "goes: `s3://bucket/prefix` (credentials from `AWS_ACCESS_KEY_ID` and "
+        "`AWS_SECRET_ACCESS_KEY`) or a folder; a folder on the same disk does not survive "
+        "losing that disk",
+        shown_default="`$QUANT_DATA_DIR/backups`",
+    ),
+    Setting(
+        "QUANT_BACKUP_S3_ENDPOINT",
+        "url",
+        None,
+        "S3-compatible endpoint of the backup store (MinIO); unset: boto3's own "
+        "(`AWS_ENDPOINT_URL`) or AWS",
+        schemes=("http", "https"),
+    ),
+    Setting("QUANT_BACKUP_KEEP_DAILY", "int", 7, "days whose newest backup is kept", minimum=0),
+    Setting(
+        "QUANT_BACKUP_KEEP_WEEKLY", "int", 4, "ISO weeks whose newest backup is kept", minimum=0
+    ),
+    Setting(
+        "QUANT_BACKUP_KEY",
+        "text",
+        None,
+        "base64 of a 32-byte key: set, every backup object and manifest is encrypted "
+        "(AES-256-GCM) before it is stored (never shown; keep a copy apart from the backups)",
+        secret=True,
+    ),
+    Setting(
         "QUANT_MARKET_SOURCE",
         "choice",
         "simulated",

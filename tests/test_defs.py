@@ -178,7 +178,8 @@ def test_no_asset_or_check_opens_a_database_client():
 def test_jobs_schedule_sensor_and_resources_resolve():
     assert defs.resolve_job_def("history_load").name == "history_load"
     assert defs.resolve_sensor_def("landing_zone_sensor").job_name == "market_ingest"
-    timeline = {s.name: s.job_name for s in defs.schedules}
+    timeline = {s.name: s.job_name for s in defs.schedules if s.name.startswith("timeline_")}
+    assert defs.resolve_schedule_def("backup_daily").job_name == "backup_job"
     assert timeline == {
         "timeline_data_preparation": "market_ingest",
         "timeline_factor_calculation": "factor_calculation",
@@ -190,7 +191,9 @@ def test_jobs_schedule_sensor_and_resources_resolve():
     }
     for job in timeline.values():
         assert defs.resolve_job_def(job).partitions_def is not None
-    assert {"clickhouse_io", "mlflow_model_io", "market", "notifications"} <= set(defs.resources)
+    assert {"clickhouse_io", "mlflow_model_io", "market", "notifications", "backup_store"} <= set(
+        defs.resources
+    )
 
 
 @pytest.mark.slow  # the dagster CLI in a subprocess: about 8 s

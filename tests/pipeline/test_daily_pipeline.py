@@ -3,10 +3,14 @@ through the code location's assets on the real embedded engines."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import mlflow
 import pandas as pd
 import pytest
-from dagster import AssetCheckSeverity, DagsterInstance, materialize
+from dagster import AssetCheckSeverity, DagsterInstance, build_schedule_context, materialize
+from dagster._core.test_utils import freeze_time
 
 from quant_assets.automation.jobs import (
     OFF_DAILY_MODELS,
@@ -65,7 +69,9 @@ def pipeline(tmp_path_factory):
         mp.setenv("QUANT_DATA_DIR", str(root))
         clickhouse = ClickHouseResource(dsn=f"chdb://{root / 'ch'}", database="quant")
         resources = embedded_stack(root, clickhouse, "it", seed=3)
-        instance = DagsterInstance.ephemeral()
+        # on disk: the timeline's schedules are evaluated against it (they need its reference)
+        (root / "dagster_home").mkdir()
+        instance = DagsterInstance.local_temp(str(root / "dagster_home"))
         for day in WARMUP.strftime("%Y-%m-%d"):
             assert _materialize(history_load.selection, day, resources, instance).success, day
         results = {day: _materialize(None, day, resources, instance) for day in DAYS}
@@ -208,3 +214,69 @@ def test_rerunning_a_partition_leaves_the_same_rows(pipeline):
         mp.setenv("QUANT_DATA_DIR", str(pipeline["root"]))
         assert _materialize(None, DAYS[0], res, pipeline["instance"]).success
     assert {t: _count(res, t) for t in tables} == before
+
+
+def _tick(name: str, moment: datetime, instance: DagsterInstance):
+    repo = defs.get_repository_def()
+    with freeze_time(moment), build_schedule_context(
+        scheduled_execution_time=moment,
+        repository_def=repo,
+        resources=repo.get_top_level_resources(),
+        instance=instance,
+    ) as context:
+        return defs.resolve_schedule_def(name).evaluate_tick(context)
+
+
+def _run_request(request, resources, instance):
+    """A schedule's run request executed as the daemon would: its assets, its partition."""
+    selected = {k.to_user_string() for k in request.asset_selection}
+    config = {op: c for op, c in RUN_CONFIG["ops"].items() if op in selected}
+    return materialize(
+        ALL_ASSETS,
+        selection=request.asset_selection,
+        partition_key=request.partition_key,
+        resources=resources,
+        instance=instance,
+        run_config={"ops": config} if config else None,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+
+
+def test_the_timeline_runs_a_day_after_its_close_and_the_next_morning(pipeline):
+    """The day after DAYS through the timeline's own ticks, each request executed: after the
+    close the day's chain, the report and the retraining; the next morning only the scores of
+    the new champion and the orders made from them."""
+    res, instance = pipeline["resources"], pipeline["instance"]
+    day = next_trading_day(DAYS[-1])
+    sh = ZoneInfo("Asia/Shanghai")
+    after_close = [("timeline_performance_analysis", 15, 0), ("timeline_report_generation", 15, 30),
+                   ("timeline_model_retraining", 16, 0)]  # fmt: skip
+    morning = next_trading_day(day)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QUANT_DATA_DIR", str(pipeline["root"]))
+        for name, hour, minute in after_close:
+            moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=sh)
+            (request,) = _tick(name, moment, instance).run_requests
+            assert request.partition_key == f"{day:%Y-%m-%d}"
+            assert _run_request(request, res, instance).success, name
+        asked = {}
+        for name, hour, minute in [("timeline_data_preparation", 8, 0),
+                                   ("timeline_factor_calculation", 8, 30),
+                                   ("timeline_model_inference", 9, 0),
+                                   ("timeline_signal_generation", 9, 20)]:  # fmt: skip
+            moment = datetime(morning.year, morning.month, morning.day, hour, minute, tzinfo=sh)
+            data = _tick(name, moment, instance)
+            asked[name] = sorted(
+                k.to_user_string() for r in data.run_requests for k in r.asset_selection
+            )
+            for request in data.run_requests:
+                assert request.partition_key == f"{day:%Y-%m-%d}"
+                assert _run_request(request, res, instance).success, name
+    assert asked["timeline_data_preparation"] == asked["timeline_factor_calculation"] == []
+    assert asked["timeline_model_inference"] == ["champion_live_ic", "predictions"]
+    assert {"signals", "paper_book", "orders", "recommendations"} <= set(
+        asked["timeline_signal_generation"]
+    )
+    assert _count(res, "recommendations", f"{day:%Y-%m-%d}") > 0
+    assert _count(res, "performance", f"{day:%Y-%m-%d}") > 0
