@@ -11,7 +11,7 @@ export DAGSTER_HOME := $(QUANT_DATA_DIR)/dagster_home
 # minutes on 2 cores (tests and benchmarks use the realistic 3 s).
 export QUANT_SIM_SNAPSHOT_SECONDS ?= 15
 
-.PHONY: help install demo test test-fast lint ui mlflow-ui bench clean
+.PHONY: help install lock demo test test-fast lint ui mlflow-ui bench images smoke deploy clean
 
 help:  ## what each target does (the default)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
@@ -20,15 +20,35 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel
 
-# Stamp file: reinstall only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Stamp file: reinstall only when pyproject.toml or the pinned versions change.
+# constraints.txt pins every package to the versions `make lock` resolved, so a fresh machine
+# installs exactly what the last lock tested.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	@echo "Installing the project and its dependencies into $(VENV) (a few minutes on a fresh machine)..."
-	$(BIN)/pip install --progress-bar off -e ".[dev]"
+	$(BIN)/pip install --progress-bar off -c constraints.txt -e ".[dev]"
 	@echo "Compiling the numba kernels once (cached beside the sources; no run pays it)..."
 	$(BIN)/python -m quant_assets.warm
 	@touch $@
 
-install: $(VENV)/.installed  ## create .venv and install the project
+install: $(VENV)/.installed  ## create .venv and install the project (versions of constraints.txt)
+
+# The newest versions pyproject.toml allows, resolved in a fresh throw-away venv (never .venv,
+# which may hold extra packages) and frozen. Local version labels are cut (torch 2.13.0+cpu is
+# written torch==2.13.0, which the CPU wheel and PyPI's wheel both satisfy).
+lock:  ## re-resolve pyproject.toml's dependencies (+dev) into constraints.txt
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "Resolving pyproject.toml's dependencies in a fresh venv ($$tmp)..."; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install --quiet --upgrade pip wheel; \
+	"$$tmp/venv/bin/pip" install --quiet --progress-bar off -e ".[dev]"; \
+	{ echo "# Pinned versions of pyproject.toml's dependencies and its dev extra, resolved by"; \
+	  echo "# \`make lock\` on Python $$("$$tmp/venv/bin/python" -c 'import platform; print(platform.python_version())'). \`make install\` installs with them"; \
+	  echo "# (pip install -c constraints.txt -e \".[dev]\"). Do not edit: change pyproject.toml,"; \
+	  echo "# run \`make lock\`, run the tests, commit both files."; \
+	  "$$tmp/venv/bin/pip" freeze --exclude-editable | sed -E 's/\+[a-z0-9.]+$$//'; \
+	} > constraints.txt.new; \
+	mv constraints.txt.new constraints.txt; \
+	echo "constraints.txt: $$(grep -vc '^#' constraints.txt) packages pinned"
 
 # Qlib, in a venv of its own, is the reference the Alpha158 parity tests compare against.
 QLIB_VENV := .venv-qlib
@@ -70,6 +90,32 @@ $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
 
 bench: install $(VENV)/.bench-installed $(QLIB_VENV)/.installed  ## the benchmarks under bench/ (figures, not tests)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The production-like stack (docker-compose.yml) and its deployments; the pipeline of
+# .github/workflows/deploy.yml runs these targets, so each step runs the same by hand.
+# DEPLOY_ENV names a deployment (staging, production); its settings and secrets are read from
+# .env.$(DEPLOY_ENV), which is never committed (README: Production-like stack).
+DEPLOY_ENV ?= staging
+DEPLOY_ENV_FILE ?= .env.$(DEPLOY_ENV)
+# The variables docker-compose.yml requires (${VAR:?...}). A build interpolates the whole file
+# but uses none of them: `make images` fills the unset ones with a placeholder.
+STACK_SECRETS := CLICKHOUSE_PASSWORD POSTGRES_PASSWORD MINIO_ROOT_PASSWORD GRAFANA_ADMIN_PASSWORD
+NEED_DOCKER = @docker info >/dev/null 2>&1 || { echo "make $@: no Docker engine answers (docker info failed); run it where a Docker engine runs" >&2; exit 1; }
+
+images:  ## build the stack's images (docker compose build); PUSH=1 also pushes them
+	$(NEED_DOCKER)
+	$(foreach v,$(STACK_SECRETS),$(v)="$${$(v):-unused-by-a-build}") docker compose build
+	$(if $(PUSH),$(foreach v,$(STACK_SECRETS),$(v)="$${$(v):-unused-by-a-build}") docker compose push code-location mlflow)
+
+deploy:  ## deploy the stack with docker compose: make deploy DEPLOY_ENV=staging|production
+	$(NEED_DOCKER)
+	@test -f $(DEPLOY_ENV_FILE) || { echo "make deploy: $(DEPLOY_ENV_FILE) is missing (the $(DEPLOY_ENV) deployment's settings and secrets, see README)" >&2; exit 1; }
+	docker compose --env-file $(DEPLOY_ENV_FILE) pull --quiet
+	docker compose --env-file $(DEPLOY_ENV_FILE) up -d --no-build --remove-orphans
+
+# Standard library only: runs with any Python 3.11, without the venv.
+smoke:  ## smoke-test a deployment (SMOKE_DAGSTER_URL, SMOKE_MLFLOW_URL, SMOKE_METRICS_URL)
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m quant_assets.operations.smoke
 
 clean:  ## remove the data folder (ClickHouse, MLflow, Dagster instance, reports)
 	rm -rf $(DATA_DIR)

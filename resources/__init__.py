@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from resources.cache import CacheResource
     from resources.clickhouse import ClickHouseResource, TableSpec
     from resources.clickhouse_io import ClickHouseIOManager
     from resources.llm import LLMResource
@@ -53,6 +54,7 @@ def build_resources() -> dict[str, object]:
     """The resource set for this process, from the settings (`resources.settings.SETTINGS`):
     the ClickHouse, MLflow, market-data and LLM settings, embedded defaults where unset."""
     from resources.backup_store import BackupStoreResource
+    from resources.cache import CacheResource
     from resources.clickhouse import ClickHouseResource
     from resources.llm import LLMResource
     from resources.mlflow_tracking import MLflowResource
@@ -63,13 +65,15 @@ def build_resources() -> dict[str, object]:
         dsn=dagster_value("QUANT_CLICKHOUSE_DSN"),
         database=dagster_value("QUANT_CLICKHOUSE_DATABASE"),
         insert_threads=dagster_value("QUANT_CLICKHOUSE_INSERT_THREADS"),
+        cluster=dagster_value("QUANT_CLICKHOUSE_CLUSTER"),
     )
     tracking = MLflowResource(
         tracking_uri=dagster_value("MLFLOW_TRACKING_URI"),
         artifact_location=dagster_value("QUANT_MLFLOW_ARTIFACTS"),
         s3_bucket=dagster_value("QUANT_MLFLOW_S3_BUCKET"),
     )
-    return stack_resources(clickhouse, tracking, market_resource()) | {
+    cache = CacheResource(redis_url=dagster_value("QUANT_REDIS_URL"))
+    return stack_resources(clickhouse, tracking, market_resource(), cache) | {
         "notifications": notification_resource(),
         "backup_store": BackupStoreResource(
             url=dagster_value("QUANT_BACKUP_URL"),
@@ -119,9 +123,13 @@ def market_resource() -> MarketDataResource:
 
 
 def stack_resources(
-    clickhouse: ClickHouseResource, tracking: MLflowResource, market: MarketDataResource
+    clickhouse: ClickHouseResource,
+    tracking: MLflowResource,
+    market: MarketDataResource,
+    cache: CacheResource | None = None,
 ) -> dict[str, object]:
-    """The resources every asset run needs, with the two IO managers on the same engines."""
+    """The resources every asset run needs, with the IO managers on the same engines; `cache`
+    holds hot reads (in-process when None, Redis when it names one)."""
     from resources.clickhouse_io import ClickHouseIOManager
     from resources.llm import LLMResource
     from resources.mlflow_io import MLflowModelIOManager
@@ -131,11 +139,13 @@ def stack_resources(
 
     return {
         "clickhouse": clickhouse,
-        "clickhouse_io": ClickHouseIOManager(clickhouse=clickhouse),
+        "clickhouse_io": ClickHouseIOManager(clickhouse=clickhouse, cache=cache),
         "mlflow_tracking": tracking,
         "mlflow_model_io": MLflowModelIOManager(mlflow_tracking=tracking),
         "mlflow_report_io": MLflowReportIOManager(mlflow_tracking=tracking),
-        "tracked_table_io": TrackedTableIOManager(clickhouse=clickhouse, mlflow_tracking=tracking),
+        "tracked_table_io": TrackedTableIOManager(
+            clickhouse=clickhouse, mlflow_tracking=tracking, cache=cache
+        ),
         "market": market,
         "llm": LLMResource(),  # unset: the AI-factor stage runs offline
         "notifications": NotificationResource(),  # unset: alerts go to the log only

@@ -4,6 +4,9 @@ The DSN decides the deployment: ``chdb://<folder>`` runs the ClickHouse engine i
 ``http(s)://user:password@host:port`` talks to a server or cluster. SQL is written once.
 A chDB folder can be open in one process at a time, so callers open a client for a unit of work
 and close it (`client()` is a context manager), and opening retries while another process holds it.
+With a cluster name configured, the same table specs create replicated tables behind Distributed
+ones and a day's writes go through replicated staging tables (`cluster_ddl` says how, and what is
+left to do for clusters of more than one shard).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import clickhouse_connect
 import numpy as np
@@ -39,6 +43,9 @@ STAGING_MARK = "__staging_"  # <table>__staging_<partition>[_<run>]: never read 
 # The id of a partition no table holds (1970-01-01, or nothing in an unpartitioned table):
 # dropping it changes no data and makes MergeTree delete its inactive parts (`clear_old_parts`).
 NO_PARTITION_ID = "19700101"
+# On a cluster, `<name>` is the Distributed table every query names, `<name>_local` the
+# replicated table on each node that holds the rows.
+LOCAL_SUFFIX = "_local"
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,13 @@ class TableSpec:
     partition_by: str | None = "date"
     engine: str = "MergeTree"
     settings: str = ""
+    cached: bool = False  # hot: the IO manager reads it through the cache (resources/cache.py)
 
-    def ddl(self, database: str) -> str:
+    def ddl(self, database: str, cluster: str | None = None) -> str:
+        """CREATE TABLE IF NOT EXISTS on one server; with `cluster`, the two statements of
+        `cluster_ddl` (the replicated local table, then the Distributed table) joined by `;`."""
+        if cluster:
+            return ";\n".join(cluster_ddl(self, database, cluster))
         cols = ",\n  ".join(f"`{c}` {t}" for c, t in self.columns.items())
         parts = [
             f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n  {cols}\n)",
@@ -112,6 +124,7 @@ class TableSpec:
             "partition_by": self.partition_by,
             "engine": self.engine,
             "settings": self.settings,
+            "cached": self.cached,
         }
 
     @classmethod
@@ -123,7 +136,91 @@ class TableSpec:
             partition_by=d.get("partition_by"),
             engine=d.get("engine", "MergeTree"),
             settings=d.get("settings", ""),
+            cached=d.get("cached", False),
         )
+
+
+_MERGE_TREE = re.compile(r"(\w*)MergeTree(?:\((.*)\))?", re.DOTALL)
+
+
+def replicated_engine(engine: str, zookeeper_path: str) -> str:
+    """The replicated form of a MergeTree-family engine, its own arguments after the two of
+    replication: `ReplacingMergeTree(written_at)` ->
+    `ReplicatedReplacingMergeTree('<path>', '{replica}', written_at)`."""
+    match = _MERGE_TREE.fullmatch(engine.strip())
+    if match is None or match.group(1).startswith("Replicated"):
+        raise ValueError(f"engine {engine!r} is not a non-replicated MergeTree-family engine")
+    args = [f"'{zookeeper_path}'", "'{replica}'"]
+    if (match.group(2) or "").strip():
+        args.append(match.group(2).strip())
+    return f"Replicated{match.group(1)}MergeTree({', '.join(args)})"
+
+
+def sharding_key(spec: TableSpec) -> str:
+    """The Distributed table's sharding key: a hash of the partition key (of the sort key for an
+    unpartitioned table), so every row of a partition lives on one shard."""
+    key = _normalise_key(spec.partition_by or ", ".join(spec.order_by)).replace(",", ", ")
+    return f"cityHash64({key})"
+
+
+def local_name(table: str) -> str:
+    """The local table behind the Distributed table `table` (with or without its database):
+    `<name>_local`, and for a staging table `<name>_local__staging_<...>`, so that its name
+    still ends with the run's tag (`resources.publishing` reads the tag there)."""
+    name, mark, rest = table.partition(STAGING_MARK)
+    return f"{name}{LOCAL_SUFFIX}{mark}{rest}"
+
+
+def cluster_ddl(
+    spec: TableSpec, database: str, cluster: str, name: str | None = None, like: str | None = None
+) -> tuple[str, str]:
+    """The table `name` (default the spec's) on a ClickHouse cluster: the statements creating
+    `<name>_local` ON CLUSTER, the spec's engine made replicated
+    (`/clickhouse/tables/{shard}/<database>/<name>`, replica `{replica}`: the nodes' macros)
+    with the same columns, partition, sort key and settings, then `<name>` ON CLUSTER, a
+    Distributed table with the same columns over the local tables (`sharding_key`). Every read
+    and insert keeps naming `<name>`. With `like` (a table name), the local table takes the
+    columns of `like`'s local table as they are stored (a staging table must match them exactly).
+
+    What works on a cluster (`ClickHouseResource.cluster`): tables are created and columns added
+    on every node (ON CLUSTER); a day is staged in a staging pair made by this same function
+    (its own replicated table, inserted into through its Distributed table in the foreground,
+    then `SYSTEM SYNC REPLICA` so every replica holds the staged parts), and published by
+    `ALTER TABLE <name>_local ON CLUSTER ... REPLACE PARTITION ... FROM <staging>_local`: the
+    sharding key follows the partition key, so a day's rows, staged and published, are all on
+    one shard, where REPLACE PARTITION swaps the whole day atomically and replication carries
+    the swap to the shard's replicas; other shards hold no row of the day. Readers of the
+    Distributed table see the old day or the new one. The journal and the partition log
+    (`resources.publishing`) are replicated tables too, and their FINAL reads stay exact
+    (rows of one key are on one shard).
+
+    What is left, none of it tried against a server here (no ClickHouse server installs on the
+    project's machines; the statements are tested as text and parsed and created by chDB):
+    on a cluster of several shards running ClickHouse 26 or newer, the shards that hold no row
+    of a day refuse REPLACE PARTITION from an empty source unless the servers' profile sets
+    `allow_replace_partition_from_empty_source = 1` (the compose stack has one shard with
+    three replicas, where this never arises); `resources.publishing.recover` finds and drops
+    leftover staging tables on the node it is connected to only; the maintenance jobs
+    (backup, restore) read and write one node's tables; the embedded-engine housekeeping
+    (`clear_old_parts`, `compact_log`) is not needed on servers and does nothing there.
+    """
+    name = name or spec.name
+    local = local_name(name)
+    engine = replicated_engine(spec.engine, f"/clickhouse/tables/{{shard}}/{database}/{name}")
+    # The single-node DDL of the local table, its name slot followed by the ON CLUSTER clause.
+    create_local = replace(spec, name=f"{local} ON CLUSTER {cluster}", engine=engine).ddl(database)
+    if like:
+        storage = create_local[create_local.index("\nENGINE = ") :]
+        create_local = (
+            f"CREATE TABLE IF NOT EXISTS {database}.{local} ON CLUSTER {cluster} "
+            f"AS {database}.{local_name(like)}{storage}"
+        )
+    create_distributed = (
+        f"CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} "
+        f"AS {database}.{local}\n"
+        f"ENGINE = Distributed({cluster}, {database}, {local}, {sharding_key(spec)})"
+    )
+    return create_local, create_distributed
 
 
 def _bare_type(declared: str) -> str:
@@ -157,6 +254,11 @@ class ClickHouseResource(ConfigurableResource):
     open_timeout_s: float = Field(
         default=120.0, description="how long to wait for another process to release chDB"
     )
+    cluster: str | None = Field(
+        default=None,
+        description="a server cluster's name (remote_servers): tables become replicated local "
+        "tables behind Distributed ones, created ON CLUSTER (see cluster_ddl); unset, one server",
+    )
 
     @property
     def embedded(self) -> bool:
@@ -172,7 +274,7 @@ class ClickHouseResource(ConfigurableResource):
         """
         if self.embedded:
             self._run_client = self._open()
-            self._run_client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            self._run_client.command(self._create_database())
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._run_client is not None:
@@ -188,17 +290,26 @@ class ClickHouseResource(ConfigurableResource):
             return
         client = self._open()
         try:
-            client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            client.command(self._create_database())
             yield client
         finally:
             client.close()
 
+    def _create_database(self) -> str:
+        return f"CREATE DATABASE IF NOT EXISTS {self.database}{self._on_cluster()}"
+
+    def _on_cluster(self) -> str:
+        return f" ON CLUSTER {self.cluster}" if self.cluster else ""
+
     def _open(self) -> Client:
         deadline = time.monotonic() + self.open_timeout_s
         delay = 0.2
+        # On a cluster, an insert into a Distributed table returns once the shards have it (a
+        # staged day must be there before its swap, a journal entry before what it announces).
+        settings = {"distributed_foreground_insert": 1} if self.cluster else None
         while True:
             try:
-                return clickhouse_connect.get_client(dsn=self.dsn)
+                return clickhouse_connect.get_client(dsn=self.dsn, settings=settings)
             except Exception as exc:  # chDB says so when another process holds the folder
                 busy = "EmbeddedServer" in str(exc) or "lock" in str(exc).lower()
                 if not (self.embedded and busy) or time.monotonic() > deadline:
@@ -222,14 +333,22 @@ class ClickHouseResource(ConfigurableResource):
         key = (self.database, spec.name, tuple(spec.columns.items()), spec.order_by)
         if key in self._checked:
             return
-        client.command(spec.ddl(self.database))  # CREATE TABLE IF NOT EXISTS
+        if self.cluster:
+            for statement in cluster_ddl(spec, self.database, self.cluster):
+                client.command(statement)
+        else:
+            client.command(spec.ddl(self.database))  # CREATE TABLE IF NOT EXISTS
         target = f"{self.database}.{spec.name}"
         described = client.query(f"DESCRIBE TABLE {target}").result_rows
         stored = {row[0]: (row[1], row[2]) for row in described}  # name -> (type, default kind)
         keys = client.query(
             "SELECT sorting_key, partition_key FROM system.tables "
             "WHERE database = %(db)s AND name = %(t)s",
-            parameters={"db": self.database, "t": spec.name},
+            # on a cluster the keys are the local table's (the Distributed table has none)
+            parameters={
+                "db": self.database,
+                "t": local_name(spec.name) if self.cluster else spec.name,
+            },
         ).result_rows[0]
         problems = []
         if _normalise_key(keys[0]) != _normalise_key(", ".join(spec.order_by)):
@@ -261,7 +380,14 @@ class ClickHouseResource(ConfigurableResource):
         for col, declared in spec.columns.items():
             if col not in stored:
                 after = f" AFTER `{previous}`" if previous else " FIRST"
-                client.command(f"ALTER TABLE {target} ADD COLUMN `{col}` {declared}{after}")
+                if self.cluster:  # the local tables first: the Distributed one reads them
+                    for table in (local_name(target), target):
+                        client.command(
+                            f"ALTER TABLE {table}{self._on_cluster()} "
+                            f"ADD COLUMN IF NOT EXISTS `{col}` {declared}{after}"
+                        )
+                else:
+                    client.command(f"ALTER TABLE {target} ADD COLUMN `{col}` {declared}{after}")
                 get_dagster_logger().info(f"{target}: added column {col} ({declared})")
             previous = col
         self._checked.add(key)
@@ -362,14 +488,25 @@ class ClickHouseResource(ConfigurableResource):
         staged = [StagedPartition(target, staging, literals[d], rows.get(d, 0)) for d in days]
         if df.empty:
             return staged
-        client.command(f"DROP TABLE IF EXISTS {staging}")
-        client.command(f"CREATE TABLE {staging} AS {target}")
+        if self.cluster:  # a replicated staging table of its own behind a Distributed one
+            self.drop_staging(client, staging)
+            name = staging.split(".", 1)[1]
+            for statement in cluster_ddl(spec, self.database, self.cluster, name, like=spec.name):
+                client.command(statement)
+        else:
+            client.command(f"DROP TABLE IF EXISTS {staging}")
+            client.command(f"CREATE TABLE {staging} AS {target}")
         try:
             self.insert(
                 client, staging, df[[c for c in spec.columns if c in df.columns]], constants
             )
+            if self.cluster:  # every replica holds the staged parts before the swap
+                client.command(f"SYSTEM SYNC REPLICA{self._on_cluster()} {local_name(staging)}")
         except BaseException:
-            client.command(f"DROP TABLE IF EXISTS {staging}")
+            if self.cluster:
+                self.drop_staging(client, staging)
+            else:
+                client.command(f"DROP TABLE IF EXISTS {staging}")
             raise
         return staged
 
@@ -387,17 +524,26 @@ class ClickHouseResource(ConfigurableResource):
         tables = {s.table for s in staged}
         if len(tables) != 1:
             raise ValueError(f"swap_in takes partitions of one table, not {sorted(tables)}")
+        # On a cluster, the local tables: each shard swaps its part of the day (all of it, on
+        # the shard its sharding key puts it) and replication carries the swap to the replicas.
+        local = local_name if self.cluster else str
         commands = ", ".join(
-            f"REPLACE PARTITION {s.literal} FROM {s.staging}"
+            f"REPLACE PARTITION {s.literal} FROM {local(s.staging)}"
             if s.rows
             else f"DROP PARTITION {s.literal}"
             for s in staged
         )
-        client.command(f"ALTER TABLE {staged[0].table} {commands}")
+        client.command(f"ALTER TABLE {local(staged[0].table)}{self._on_cluster()} {commands}")
 
     def drop_staging(self, client: Client, staging: str) -> None:
         """Drop a staging table; in the embedded engine its files go at once (SYNC) instead of
-        waiting 8 minutes in `metadata_dropped` for a process that may have ended."""
+        waiting 8 minutes in `metadata_dropped` for a process that may have ended. On a cluster,
+        the Distributed and the replicated staging tables on every node, at once (SYNC), so that
+        their replication metadata is gone before a table of the same name is made again."""
+        if self.cluster:
+            for table in (staging, local_name(staging)):
+                client.command(f"DROP TABLE IF EXISTS {table}{self._on_cluster()} SYNC")
+            return
         if not self.embedded:
             client.command(f"DROP TABLE IF EXISTS {staging}")
             return

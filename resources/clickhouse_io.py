@@ -20,6 +20,14 @@ first stored partition are the start of its history: with the input's `window` p
 they are missing. A partition inside the stored history that was never written, or whose row
 count no longer matches what was written, fails the step with the list of partitions and what
 to backfill: a window is never shortened silently.
+
+Reads of a table whose spec is `cached` (the hot ones: recent bars, the active factor set, the
+day's recommendations) go through the `cache` resource (resources/cache.py; in process by
+default, Redis when configured), keyed by the table's generation and everything that shapes
+the read (days, columns, expressions, slice, window policy). A hit is served without opening
+ClickHouse: its window was checked when it was stored, and nothing was published since, as
+every publication of a partition of any table bumps that table's generation after the swap. An
+unreachable Redis only means reads from ClickHouse.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from dagster import (
 )
 from pydantic import PrivateAttr
 
+from resources.cache import CacheResource
 from resources.clickhouse import ClickHouseResource, TableSpec, empty_frame
 from resources.publishing import STORED_PARTITIONS, Part, publish, published, recover, run_tag
 
@@ -55,6 +64,8 @@ WINDOW_KEY = "clickhouse/window"  # on an input: "exact" (default), "history" or
 PUBLISH_WITH_KEY = "clickhouse/publish_with"  # on outputs published together: all their assets
 WITHHELD_KEY = "clickhouse/withheld"  # in an output's runtime metadata: why not to publish it
 ROW_DAYS_KEY = "clickhouse/row_days"  # in a range output's attrs: [(day, rows), ...] in row order
+
+IN_PROCESS_CACHE = CacheResource()  # the cache when none is configured
 
 # Run states in which a run may still write (its staging tables are left alone).
 _LIVE = {
@@ -135,6 +146,7 @@ class ClickHouseIOManager(ConfigurableIOManager):
     windows of them for downstream inputs (see the module docstring)."""
 
     clickhouse: ClickHouseResource
+    cache: CacheResource | None = None  # hot tables' reads; None: in process
 
     _pending: dict = PrivateAttr(default_factory=dict)  # (run, day) -> {asset: Part}
     _recovered: bool = PrivateAttr(default=False)
@@ -182,6 +194,8 @@ class ClickHouseIOManager(ConfigurableIOManager):
             if ready:  # the complete days of the output, in one publication
                 self._verify(client, ready)
                 publish(self.clickhouse, client, ready, context.run_id)
+                for table in dict.fromkeys(p.table for p in ready):  # after the swaps
+                    self._cache().bump(self._cache_name(table))
                 note = "published" + (
                     f" together with {', '.join(a for a in group if a != asset)}"
                     if len(group) > 1
@@ -236,8 +250,11 @@ class ClickHouseIOManager(ConfigurableIOManager):
                 return False
             return found is not None and found.status in _LIVE
 
-        for line in recover(self.clickhouse, client, alive):
+        done = recover(self.clickhouse, client, alive)
+        for line in done:
             context.log.warning(line)
+        if done:  # a publication rolled forward changed tables without bumping them
+            self._cache().invalidate_all()
         self._recovered = True
 
     # -- reading ---------------------------------------------------------------------------
@@ -263,6 +280,15 @@ class ClickHouseIOManager(ConfigurableIOManager):
                 columns = ["date", *columns]
             if _same_asset(context):
                 keys = [k for k in keys if k < reading[0]]
+        cache, key = self._cache(), None
+        if spec.cached and keys:  # everything that shapes the read is in its key
+            read = {"days": keys, "columns": columns, "expressions": expressions}
+            read |= {"slice": slice_values, "policy": policy}
+            key = cache.key(self._cache_name(spec.name), read)
+            hit = cache.get_frame(key) if key else None
+            if hit is not None:
+                context.log.debug(f"{asset} {_days(keys)}: from the cache ({cache.backend})")
+                return hit
         with self.clickhouse.client() as client:
             self._recover(client, context)
             present, rows = self._check_window(client, spec, slice_values, keys, policy, context)
@@ -280,7 +306,17 @@ class ClickHouseIOManager(ConfigurableIOManager):
             else:  # nothing stored in the window: the table's columns, no rows
                 frame = empty_frame(spec, columns, expressions)
         frame.attrs["window"] = {"asset": asset, "requested": len(keys), "stored": len(present)}
+        if key:
+            cache.set_frame(key, frame)
         return frame
+
+    def _cache(self) -> CacheResource:
+        """The cache of hot reads: the configured one, or the in-process default."""
+        return self.cache if self.cache is not None else IN_PROCESS_CACHE
+
+    def _cache_name(self, table: str) -> str:
+        """A table as the cache names it (its generation's key): with the database."""
+        return f"{self.clickhouse.database}.{table}"
 
     def _check_window(
         self,

@@ -137,6 +137,23 @@ _DECLARED = (
     ),
     Setting("QUANT_CLICKHOUSE_DATABASE", "name", "quant", "database of the platform's tables"),
     Setting(
+        "QUANT_CLICKHOUSE_CLUSTER",
+        "name",
+        None,
+        "a ClickHouse server cluster's name (`remote_servers`): tables are created ON CLUSTER "
+        "as replicated `<table>_local` behind Distributed `<table>`; unset: one server or the "
+        "embedded engine, plain MergeTree tables",
+        allowed="letters, digits and _ (a cluster needs an http(s) DSN)",
+    ),
+    Setting(
+        "QUANT_REDIS_URL",
+        "url",
+        None,
+        "the cache of hot reads (today's recommendations, the active factors, recent bars) on "
+        "Redis, `redis://[:password@]host:6379/0`; unset: an in-process cache",
+        schemes=("redis", "rediss", "unix"),
+    ),
+    Setting(
         "QUANT_CLICKHOUSE_INSERT_THREADS",
         "int",
         2,
@@ -450,6 +467,13 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
                 parse(spec, raw)
             except SettingsError as error:
                 problems.append(str(error))
+    cluster = environ.get("QUANT_CLICKHOUSE_CLUSTER", "").strip()
+    dsn = environ.get("QUANT_CLICKHOUSE_DSN", "").strip()
+    if cluster and (not dsn or dsn.startswith("chdb://")):
+        problems.append(
+            f"QUANT_CLICKHOUSE_CLUSTER={cluster} needs a ClickHouse server: set "
+            "QUANT_CLICKHOUSE_DSN to its http(s):// URL (the embedded engine has no cluster)"
+        )
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SettingsError(problems[0] + more)

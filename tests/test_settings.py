@@ -230,3 +230,11 @@ def test_make_uses_an_exported_data_dir_and_puts_dagster_home_in_it(tmp_path):
     planned = make("-n", "demo", "clean", QUANT_DATA_DIR=str(data)).splitlines()
     assert f"mkdir -p {data}/dagster_home" in planned
     assert f"rm -rf {data}" in planned
+
+
+def test_a_cluster_needs_a_clickhouse_server() -> None:
+    with pytest.raises(SettingsError, match="QUANT_CLICKHOUSE_CLUSTER=quant needs a ClickHouse"):
+        check_environment({"QUANT_CLICKHOUSE_CLUSTER": "quant"})
+    check_environment(
+        {"QUANT_CLICKHOUSE_CLUSTER": "quant", "QUANT_CLICKHOUSE_DSN": "http://ch-1:8123"}
+    )

@@ -73,4 +73,5 @@ ACTIVE_FACTORS = TableSpec(
         "t_stat": "Float64",
     },
     order_by=("date", "factor"),
+    cached=True,  # hot: every model of the day reads the active set
 )

@@ -25,6 +25,7 @@ RECOMMENDATIONS = TableSpec(
         "status": "LowCardinality(String)",
     },
     order_by=("date", "rank"),
+    cached=True,  # hot: the day's recommendations are read again and again
 )
 
 # The report's key figures of each day, after costs (`figure` as performance_summary names it).

@@ -181,6 +181,7 @@ ADJUSTED_BARS = TableSpec(
         "factor": "Float64 CODEC(Gorilla, ZSTD(1))",
     },
     order_by=("symbol", "date"),
+    cached=True,  # hot: the recent bars, read by the factor, label and strategy stages
 )
 
 # Forward returns revealed by each day's close (quant_assets/market/labels.py).
