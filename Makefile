@@ -11,7 +11,7 @@ export DAGSTER_HOME := $(QUANT_DATA_DIR)/dagster_home
 # minutes on 2 cores (tests and benchmarks use the realistic 3 s).
 export QUANT_SIM_SNAPSHOT_SECONDS ?= 15
 
-.PHONY: help install lock demo test test-fast lint ui mlflow-ui bench images smoke deploy clean
+.PHONY: help install lock demo test test-fast lint ui mlflow-ui status metrics bench images smoke deploy clean
 
 help:  ## what each target does (the default)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
@@ -49,6 +49,16 @@ lock:  ## re-resolve pyproject.toml's dependencies (+dev) into constraints.txt
 	} > constraints.txt.new; \
 	mv constraints.txt.new constraints.txt; \
 	echo "constraints.txt: $$(grep -vc '^#' constraints.txt) packages pinned"
+
+status: install  ## the day's timeline: each step's partition and whether it is done, waiting or late
+	@mkdir -p $(DAGSTER_HOME)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m quant_assets.on_call
+
+metrics: install  ## the quant_* metrics on http://127.0.0.1:9108/metrics (Prometheus text format)
+	@mkdir -p $(DAGSTER_HOME)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m quant_assets.automation.monitoring.server --host 127.0.0.1 --port 9108
 
 # Qlib, in a venv of its own, is the reference the Alpha158 parity tests compare against.
 QLIB_VENV := .venv-qlib
@@ -115,7 +125,7 @@ deploy:  ## deploy the stack with docker compose: make deploy DEPLOY_ENV=staging
 
 # Standard library only: runs with any Python 3.11, without the venv.
 smoke:  ## smoke-test a deployment (SMOKE_DAGSTER_URL, SMOKE_MLFLOW_URL, SMOKE_METRICS_URL)
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m quant_assets.operations.smoke
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m quant_assets.automation.smoke
 
 clean:  ## remove the data folder (ClickHouse, MLflow, Dagster instance, reports)
 	rm -rf $(DATA_DIR)

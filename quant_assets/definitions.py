@@ -13,6 +13,7 @@ from dagster import (
 
 from quant_assets.ai_factors import assets as ai_factor_assets
 from quant_assets.automation.alerts import ALERT_SENSORS
+from quant_assets.automation.backup.jobs import backup_daily, backup_job, restore_job
 from quant_assets.automation.jobs import (
     TIMELINE_JOBS,
     ai_factor_mining_job,
@@ -26,7 +27,6 @@ from quant_assets.factors import assets as factor_assets
 from quant_assets.market import assets as market_assets
 from quant_assets.market import checks as market_checks
 from quant_assets.models import assets as model_assets
-from quant_assets.operations.backup_jobs import backup_daily, backup_job, restore_job
 from quant_assets.reports import assets as report_assets
 from quant_assets.strategy import assets as strategy_assets
 from resources import build_resources, clickhouse_is_embedded

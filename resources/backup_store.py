@@ -2,7 +2,7 @@
 
 The store is a flat namespace of keys under a root (`s3://bucket/prefix` or a folder) with
 put, get, list and delete; what the keys mean (content-addressed objects, manifests, the
-latest pointer) is the backup logic's business (`quant_assets.operations.backup`). boto3 reads
+latest pointer) is the backup logic's business (`quant_assets.automation.backup.create`). boto3 reads
 the credentials from the standard AWS environment (`AWS_ACCESS_KEY_ID`, ...), so they never
 pass through Dagster's config; the endpoint comes from a field or boto3's own environment.
 """

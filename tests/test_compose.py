@@ -177,7 +177,7 @@ def test_scrape_targets_datasource_and_code_server_exist():
     for target in targets:
         host, port = target.split(":")
         assert host in SERVICES and _listens(SERVICES[host], int(port)), target
-    assert "quant_assets.operations.metrics_server" in SERVICES["metrics"]["command"]
+    assert "quant_assets.automation.monitoring.server" in SERVICES["metrics"]["command"]
 
     grafana = {v.split(":")[1]: ROOT / v.split(":")[0] for v in SERVICES["grafana"]["volumes"]}
     datasources = yaml.safe_load(

@@ -1,15 +1,11 @@
 """The day's timeline at a glance, for the engineer on call: each step, the partition it works
-on, and whether it is done, waiting (for what), due to run, running, failed or late.
-
-    python -m quant_assets.automation.status [--at 2024-06-03T09:10]
-
-It reads the Dagster instance of DAGSTER_HOME and the code location's definitions; it never
-opens ClickHouse (a run may hold the embedded folder).
+on, and whether it is done, waiting (for what), due to run, running, failed or late (the
+command is `python -m quant_assets.on_call`). Read from the Dagster instance and the code
+location's asset graph only; ClickHouse is never opened (a run may hold the embedded folder).
 """
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime
 
 from dagster import DagsterInstance, DagsterRunStatus, RepositoryDefinition
@@ -24,6 +20,12 @@ from quant_assets.automation.timeline import (
 )
 from resources import market_resource
 from resources.market import MarketDataResource
+
+
+def _some(names: list[str] | tuple[str, ...], shown: int = 6) -> str:
+    """The first names, and how many more: a line a person reads."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def step_state(
@@ -48,9 +50,9 @@ def step_state(
     if failed:
         state = f"failed ({failed[0]})"
     elif todo.waiting:
-        state = "waiting for " + ", ".join(todo.missing)
+        state = "waiting for " + _some(todo.missing)
     else:
-        state = "to run: " + ", ".join(k.to_user_string() for k in todo.run)
+        state = "to run: " + _some([k.to_user_string() for k in todo.run])
     if now < datetime.combine(now.date(), step.at, tzinfo=SHANGHAI) and step.target == "today":
         state = f"not started (at {step.at:%H:%M}); " + state
     return day, ("LATE: " if late else "") + state
@@ -64,23 +66,3 @@ def report(instance: DagsterInstance, repo: RepositoryDefinition, now: datetime)
         day, state = step_state(instance, repo, market, step, now)
         lines.append(f"  {step.at:%H:%M} {step.name:<21} {day:<10}  {state}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--at", help="a Shanghai time YYYY-MM-DDTHH:MM (default: now)")
-    args = parser.parse_args(argv)
-    now = (
-        datetime.fromisoformat(args.at).replace(tzinfo=SHANGHAI)
-        if args.at
-        else datetime.now(SHANGHAI)
-    )
-    from quant_assets.definitions import defs
-
-    with DagsterInstance.get() as instance:
-        print(report(instance, defs.get_repository_def(), now))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

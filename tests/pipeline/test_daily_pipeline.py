@@ -218,12 +218,15 @@ def test_rerunning_a_partition_leaves_the_same_rows(pipeline):
 
 def _tick(name: str, moment: datetime, instance: DagsterInstance):
     repo = defs.get_repository_def()
-    with freeze_time(moment), build_schedule_context(
-        scheduled_execution_time=moment,
-        repository_def=repo,
-        resources=repo.get_top_level_resources(),
-        instance=instance,
-    ) as context:
+    with (
+        freeze_time(moment),
+        build_schedule_context(
+            scheduled_execution_time=moment,
+            repository_def=repo,
+            resources=repo.get_top_level_resources(),
+            instance=instance,
+        ) as context,
+    ):
         return defs.resolve_schedule_def(name).evaluate_tick(context)
 
 

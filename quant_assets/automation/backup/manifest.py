@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from quant_assets.operations.backup_codec import Encoded, decode_bytes, encode_bytes
-from quant_assets.operations.backup_retention import BackupEntry, backup_time
+from quant_assets.automation.backup.codec import Encoded, decode_bytes, encode_bytes
+from quant_assets.automation.backup.retention import BackupEntry, backup_time
 from resources.backup_store import ObjectStore
 
 FORMAT = 1

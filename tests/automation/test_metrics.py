@@ -47,11 +47,7 @@ from dagster import (
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from quant_assets.calendar import TRADING_DAYS, TZ, trading_days
-from quant_assets.market import assets as market_assets
-from quant_assets.market.sources.landing import write_landing_file
-from quant_assets.market.sources.simulated import SimulatedMarket
-from quant_assets.operations.metrics import (
+from quant_assets.automation.monitoring.metrics import (
     PAPER_BOOK,
     PERFORMANCE,
     ApiRequestMetrics,
@@ -59,12 +55,16 @@ from quant_assets.operations.metrics import (
     partition_start,
     run_partition,
 )
-from quant_assets.operations.metrics_server import MetricsServer, masked, metrics_server
+from quant_assets.automation.monitoring.server import MetricsServer, masked, metrics_server
+from quant_assets.calendar import TRADING_DAYS, TZ, trading_days
+from quant_assets.market import assets as market_assets
+from quant_assets.market.sources.landing import write_landing_file
+from quant_assets.market.sources.simulated import SimulatedMarket
 from resources import ClickHouseIOManager, ClickHouseResource, MarketDataResource
 from tests.services import missing_services, postgres_connection, postgres_user
 
 REPO = Path(__file__).resolve().parents[2]
-MONITORING = REPO / "quant_assets" / "operations" / "monitoring"
+MONITORING = REPO / "quant_assets" / "automation" / "monitoring"
 D1, D2 = "2024-03-12", "2024-03-13"
 STRICT = {"ops": {"raw_daily_bars": {"config": {"max_bad_share": 1e-4, "min_bad_rows": 1}}}}
 RAW = AssetSelection.assets("universe", "raw_daily_bars", "bars_quarantine")
@@ -420,7 +420,7 @@ def test_masked_hides_passwords_in_urls_and_connection_strings():
 def test_the_command_serves_the_instance_of_dagster_home(history):
     env = {**os.environ, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "quant_assets.operations.metrics_server",
+        [sys.executable, "-m", "quant_assets.automation.monitoring.server",
          "--host", "127.0.0.1", "--port", "0", "--cache-seconds", "1"],
         cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

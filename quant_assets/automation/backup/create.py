@@ -36,9 +36,9 @@ from pathlib import Path
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 
-from quant_assets.operations.backup_archives import pack_folder
-from quant_assets.operations.backup_codec import Encoded, Encoder, key_id
-from quant_assets.operations.backup_manifest import (
+from quant_assets.automation.backup.archives import pack_folder
+from quant_assets.automation.backup.codec import Encoded, Encoder, key_id
+from quant_assets.automation.backup.manifest import (
     BACKUPS,
     MANIFEST,
     OBJECTS,
@@ -55,8 +55,8 @@ from quant_assets.operations.backup_manifest import (
     read_manifest,
     write_manifest,
 )
-from quant_assets.operations.backup_postgres import dump_postgres, shown_url
-from quant_assets.operations.backup_retention import (
+from quant_assets.automation.backup.postgres import dump_postgres, shown_url
+from quant_assets.automation.backup.retention import (
     RetentionPlan,
     backup_id,
     backup_time,

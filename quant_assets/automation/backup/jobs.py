@@ -20,10 +20,10 @@ from dagster import (
 )
 from pydantic import Field
 
+from quant_assets.automation.backup.codec import parse_key
+from quant_assets.automation.backup.create import apply_retention, run_backup
+from quant_assets.automation.backup.restore import restore_backup
 from quant_assets.calendar import TZ
-from quant_assets.operations.backup import apply_retention, run_backup
-from quant_assets.operations.backup_codec import parse_key
-from quant_assets.operations.backup_restore import restore_backup
 from resources.backup_store import BackupStoreResource
 from resources.clickhouse import ClickHouseResource
 from resources.settings import data_dir

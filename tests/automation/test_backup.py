@@ -26,19 +26,19 @@ import pytest
 from dagster import build_schedule_context, instance_for_test
 from moto.server import ThreadedMotoServer
 
-from quant_assets.market.contract.tables import QUARANTINE, RAW_DAILY_BARS, RAW_NEWS
-from quant_assets.operations.backup import apply_retention, run_backup
-from quant_assets.operations.backup_codec import BackupKeyError, parse_key
-from quant_assets.operations.backup_jobs import backup_daily, backup_job, restore_job
-from quant_assets.operations.backup_manifest import latest_backup, list_backups, read_manifest
-from quant_assets.operations.backup_postgres import libpq_url, shown_url
-from quant_assets.operations.backup_restore import (
+from quant_assets.automation.backup.codec import BackupKeyError, parse_key
+from quant_assets.automation.backup.create import apply_retention, run_backup
+from quant_assets.automation.backup.jobs import backup_daily, backup_job, restore_job
+from quant_assets.automation.backup.manifest import latest_backup, list_backups, read_manifest
+from quant_assets.automation.backup.postgres import libpq_url, shown_url
+from quant_assets.automation.backup.restore import (
     CorruptObjectError,
     TargetNotEmptyError,
     restore_backup,
     retarget_ddl,
 )
-from quant_assets.operations.backup_retention import BackupEntry, plan_retention
+from quant_assets.automation.backup.retention import BackupEntry, plan_retention
+from quant_assets.market.contract.tables import QUARANTINE, RAW_DAILY_BARS, RAW_NEWS
 from resources.backup_store import BackupStoreResource, open_store
 from resources.publishing import STORED_PARTITIONS
 

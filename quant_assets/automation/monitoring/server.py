@@ -1,6 +1,6 @@
 """The metrics endpoint: `/metrics` in the Prometheus text format (0.0.4) and `/healthz`.
 
-    python -m quant_assets.operations.metrics_server --host 127.0.0.1 --port 9108
+    python -m quant_assets.automation.monitoring.server --host 127.0.0.1 --port 9108
 
 reads the Dagster instance of DAGSTER_HOME (never ClickHouse: see metrics.py). A collection is
 reused for `--cache-seconds`, so several scrapers (or a refreshing dashboard) cost one read of
@@ -23,7 +23,7 @@ from dagster import DagsterInstance
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from quant_assets.operations.metrics import MetricsSettings, instance_registry
+from quant_assets.automation.monitoring.metrics import MetricsSettings, instance_registry
 
 log = logging.getLogger(__name__)
 

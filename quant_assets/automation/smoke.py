@@ -1,6 +1,6 @@
 """Smoke test of a deployment: is the stack up and serving what it should?
 
-    python -m quant_assets.operations.smoke [--dagster URL] [--mlflow URL] [--metrics URL]
+    python -m quant_assets.automation.smoke [--dagster URL] [--mlflow URL] [--metrics URL]
 
 checks that Dagster's webserver answers GraphQL with the code location loaded (its
 repositories, jobs and assets listed), that MLflow's server is healthy (`/health`), and that

@@ -21,15 +21,15 @@ from pathlib import Path
 from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 
-from quant_assets.operations.backup import (
+from quant_assets.automation.backup.archives import require_empty_folder, unpack_folder
+from quant_assets.automation.backup.codec import Decoded, IterReader, file_sha256
+from quant_assets.automation.backup.create import (
     Log,
     partition_contents,
     qualified_name,
     table_content,
 )
-from quant_assets.operations.backup_archives import require_empty_folder, unpack_folder
-from quant_assets.operations.backup_codec import Decoded, IterReader, file_sha256
-from quant_assets.operations.backup_manifest import (
+from quant_assets.automation.backup.manifest import (
     OBJECTS,
     ArchiveEntry,
     BackupError,
@@ -39,7 +39,7 @@ from quant_assets.operations.backup_manifest import (
     read_manifest,
     resolve_backup,
 )
-from quant_assets.operations.backup_postgres import (
+from quant_assets.automation.backup.postgres import (
     require_empty_postgres,
     restore_postgres,
     shown_url,

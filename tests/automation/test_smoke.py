@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from quant_assets.operations.smoke import metric_names, shown
+from quant_assets.automation.smoke import metric_names, shown
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -78,7 +78,7 @@ def stack(tmp_path_factory) -> Iterator[dict[str, str]]:
         ],
         "metrics": [
             sys.executable,
-            *("-m", "quant_assets.operations.metrics_server"),
+            *("-m", "quant_assets.automation.monitoring.server"),
             *("--host", "127.0.0.1", "--port", str(ports["metrics"])),
         ],
     }
@@ -125,7 +125,7 @@ def _smoke(*args: str) -> subprocess.CompletedProcess:
     # `make smoke` runs the module with any Python: the test does it without the venv's path
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMOKE_")}
     return subprocess.run(
-        ["python3", "-m", "quant_assets.operations.smoke", *args],
+        ["python3", "-m", "quant_assets.automation.smoke", *args],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -1,1 +1,0 @@
-"""Operations: the daily timeline, alerts, backups, metrics and the production stack."""
