@@ -33,6 +33,7 @@ unreachable Redis only means reads from ClickHouse.
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -195,7 +196,7 @@ class ClickHouseIOManager(ConfigurableIOManager):
                 self._verify(client, ready)
                 publish(self.clickhouse, client, ready, context.run_id)
                 for table in dict.fromkeys(p.table for p in ready):  # after the swaps
-                    self._cache().bump(self._cache_name(table))
+                    self._cache().bump(self.cache_name(table))
                 note = "published" + (
                     f" together with {', '.join(a for a in group if a != asset)}"
                     if len(group) > 1
@@ -284,7 +285,7 @@ class ClickHouseIOManager(ConfigurableIOManager):
         if spec.cached and keys:  # everything that shapes the read is in its key
             read = {"days": keys, "columns": columns, "expressions": expressions}
             read |= {"slice": slice_values, "policy": policy}
-            key = cache.key(self._cache_name(spec.name), read)
+            key = cache.key(self.cache_name(spec.name), read)
             hit = cache.get_frame(key) if key else None
             if hit is not None:
                 context.log.debug(f"{asset} {_days(keys)}: from the cache ({cache.backend})")
@@ -314,9 +315,12 @@ class ClickHouseIOManager(ConfigurableIOManager):
         """The cache of hot reads: the configured one, or the in-process default."""
         return self.cache if self.cache is not None else IN_PROCESS_CACHE
 
-    def _cache_name(self, table: str) -> str:
-        """A table as the cache names it (its generation's key): with the database."""
-        return f"{self.clickhouse.database}.{table}"
+    def cache_name(self, table: str) -> str:
+        """A table as the cache names it (its generation's key): the store (a digest of the
+        DSN, which may hold a password), the database and the table, so that two stores with
+        a database of the same name never share cached reads."""
+        store = hashlib.sha1(self.clickhouse.dsn.encode()).hexdigest()[:12]
+        return f"{store}/{self.clickhouse.database}.{table}"
 
     def _check_window(
         self,

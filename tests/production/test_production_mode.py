@@ -143,11 +143,12 @@ def _production_resources(root: Path, postgres: dict, cache: CacheResource) -> d
     return stack_resources(clickhouse, tracking, market, cache)
 
 
-def _frame_keys(cache: CacheResource, table: str) -> dict[int, int]:
-    """The cached reads of `table` in Redis: how many at each generation of the table."""
+def _frame_keys(cache: CacheResource, name: str) -> dict[int, int]:
+    """The cached reads of the table `name` (as the IO manager names it) in Redis: how many at
+    each generation of the table."""
     client = redis.Redis.from_url(REDIS_URL)
     counts: dict[int, int] = {}
-    for key in client.scan_iter(f"{cache.prefix}:frame:quant.{table}:*"):
+    for key in client.scan_iter(f"{cache.prefix}:frame:{name}:*"):
         generation = int(key.decode().rsplit(":", 2)[1].split(".")[0])
         counts[generation] = counts.get(generation, 0) + 1
         assert 0 < client.ttl(key) <= cache.ttl_seconds  # the TTL cleans up unreachable ones
@@ -204,11 +205,12 @@ def test_the_daily_pipeline_runs_on_postgres_s3_and_redis(
     assert not (tmp_path / "mlflow").exists()  # nothing went to the local store
 
     # the hot reads are cached in Redis, at the tables' current generations
-    before = {t: cache.generation(f"quant.{t}") for t in HOT_TABLES}
+    name = resources["clickhouse_io"].cache_name
+    before = {t: cache.generation(name(t)) for t in HOT_TABLES}
     for table in HOT_TABLES:
-        assert _frame_keys(cache, table).get(before[table], 0) > 0, table
+        assert _frame_keys(cache, name(table)).get(before[table], 0) > 0, table
     # every table written got a generation, the hot ones and the others
-    assert cache.generation("quant.predictions") > 0
+    assert cache.generation(name("predictions")) > 0
 
     # a rewrite of the day's recommendations: the next read (the report's) misses the stale
     # entries, reads ClickHouse and caches the new data at the new generation
@@ -221,12 +223,12 @@ def test_the_daily_pipeline_runs_on_postgres_s3_and_redis(
         raise_on_error=False,
     )
     assert rerun.success
-    after = cache.generation("quant.recommendations")
+    after = cache.generation(name("recommendations"))
     assert after == before["recommendations"] + 1
-    entries = _frame_keys(cache, "recommendations")
+    entries = _frame_keys(cache, name("recommendations"))
     assert entries.get(before["recommendations"], 0) > 0  # still stored, no longer reachable
     assert entries.get(after, 0) > 0
-    assert cache.generation("quant.adjusted_bars") == before["adjusted_bars"]
+    assert cache.generation(name("adjusted_bars")) == before["adjusted_bars"]
 
 
 def test_the_run_queue_holds_back_runs_over_the_limit(instance):
