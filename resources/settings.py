@@ -272,6 +272,52 @@ _DECLARED = (
         secret=True,
     ),
     Setting(
+        "QUANT_API_TOKEN_SECRET",
+        "text",
+        None,
+        "HS256 key signing the API's OAuth2 access tokens (32+ random bytes; never shown); "
+        "unset: a random one per process, so tokens die with a restart and several API "
+        "processes do not accept each other's",
+        secret=True,
+    ),
+    Setting(
+        "QUANT_API_KEY_PEPPER",
+        "text",
+        None,
+        "server-side pepper of the API keys' HMAC-SHA256 hashes (never shown); changing it "
+        "invalidates every key",
+        secret=True,
+    ),
+    Setting(
+        "QUANT_API_TOKEN_TTL",
+        "int",
+        900,
+        "seconds an API access token lives",
+        minimum=60,
+        allowed="an integer from 60 to 86400",
+    ),
+    Setting(
+        "QUANT_API_RATE_LIMIT",
+        "int",
+        600,
+        "API requests per minute per key (per client address when unauthenticated) and route",
+        minimum=1,
+    ),
+    Setting(
+        "QUANT_API_READ_CACHE",
+        "bool",
+        True,
+        "read the API's answers through the cache; false: every answer from ClickHouse (to "
+        "measure or debug)",
+    ),
+    Setting(
+        "QUANT_API_CORS_ORIGINS",
+        "text",
+        None,
+        "browser origins allowed to call the API, comma-separated "
+        "(`https://desk.example.com`); unset: no CORS (browsers refuse cross-origin calls)",
+    ),
+    Setting(
         "QUANT_MARKET_SOURCE",
         "choice",
         "simulated",

@@ -1,0 +1,276 @@
+"""API keys: created at random, shown once, stored hashed in ClickHouse, scoped, expiring and
+revocable; and the command line that manages them.
+
+A key reads `qk_<id>.<secret>`: the id (`k` + 16 hex digits) finds the key's row without a
+scan, the secret is 32 random bytes (`secrets.token_urlsafe`). Only HMAC-SHA256(pepper,
+id.secret) is stored. A fast hash is enough because the secret has 256 bits of entropy: there
+is no dictionary to try, so a slow password hash (bcrypt, argon2) would only cost every
+request time; the pepper (a server setting) means a copy of the table alone cannot even test
+a guess.
+
+    python -m quant_assets.api.keys create --scope read --expires-days 90 --name pm-desk
+    python -m quant_assets.api.keys list
+    python -m quant_assets.api.keys revoke k0123456789abcdef
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import re
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from quant_assets.api.store import Store
+from quant_assets.api.tables import API_KEYS
+from resources.cache import CacheResource
+
+KEY_PREFIX = "qk_"
+SCOPES = ("read", "admin")
+KEY_ID = re.compile(r"k[0-9a-f]{16}")
+_KEY = re.compile(r"qk_(k[0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}")
+MAX_EXPIRY_DAYS = 3650
+_MEMO_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key's stored record (never its secret)."""
+
+    key_id: str
+    name: str
+    scope: str
+    key_hash: str
+    created_at: datetime
+    expires_at: datetime
+    revoked: bool
+    revoked_at: datetime | None
+
+    def usable(self, now: datetime | None = None) -> bool:
+        """Not revoked and not expired."""
+        return not self.revoked and (now or datetime.now(UTC)) < self.expires_at
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """What the key may do: admin implies read."""
+        return SCOPES if self.scope == "admin" else ("read",)
+
+    def public(self) -> dict[str, object]:
+        """The record as it may be shown: everything but the hash."""
+        return {
+            "key_id": self.key_id,
+            "name": self.name,
+            "scope": self.scope,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "revoked": self.revoked,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def parse_key(text: str) -> tuple[str, str] | None:
+    """(key id, secret) of a key as it was shown, None when `text` is not shaped like one."""
+    match = _KEY.fullmatch(text.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+def hash_secret(key_id: str, secret: str, pepper: str) -> str:
+    """The stored form of a key: HMAC-SHA256 under the pepper, over `id.secret`."""
+    return hmac.new(pepper.encode(), f"{key_id}.{secret}".encode(), hashlib.sha256).hexdigest()
+
+
+def _utc(value: object) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return None if ts.value == 0 else ts.to_pydatetime()
+
+
+class KeyStore:
+    """The `api_keys` table: create, list, revoke, and look a key up for each request.
+
+    Look-ups are remembered for `recheck_s` seconds, and forgotten at once when the table's
+    cache generation moves (every change made through a KeyStore bumps it: at once in this
+    process, and across processes when the cache is on Redis). So a key revoked by the CLI
+    stops working within `recheck_s`, at once with Redis."""
+
+    def __init__(
+        self, store: Store, cache: CacheResource, cache_name: str, pepper: str, recheck_s: float
+    ) -> None:
+        self.store, self.cache, self.cache_name = store, cache, cache_name
+        self.pepper, self.recheck_s = pepper, recheck_s
+        self._memo: dict[str, tuple[ApiKey | None, float, int | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(
+        self, name: str, scope: str, expires_days: int, now: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key: its record and the key itself (returned once, never stored)."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+        if not NAME.fullmatch(name):
+            raise ValueError("name: 1-64 letters, digits, space, . _ @ - (starting with one)")
+        if not 1 <= expires_days <= MAX_EXPIRY_DAYS:
+            raise ValueError(f"expires_days must be within 1..{MAX_EXPIRY_DAYS}")
+        now = now or datetime.now(UTC)
+        key_id, secret = "k" + secrets.token_hex(8), secrets.token_urlsafe(32)
+        record = ApiKey(
+            key_id,
+            name,
+            scope,
+            hash_secret(key_id, secret, self.pepper),
+            now,
+            now + timedelta(days=expires_days),
+            False,
+            None,
+        )
+        self._write(record)
+        return record, f"{KEY_PREFIX}{key_id}.{secret}"
+
+    def list(self) -> list[ApiKey]:
+        """Every key, newest first."""
+        with self.store.client() as client:
+            self.store.ensure(client, API_KEYS)
+            frame = self.store.query(
+                client, "SELECT * FROM {db}.api_keys FINAL ORDER BY created_at DESC, key_id"
+            )
+        return [_record(row) for row in frame.to_dict("records")]
+
+    def revoke(self, key_id: str, now: datetime | None = None) -> bool:
+        """Revoke a key (its tokens stop working at their next request); False if unknown."""
+        found = self._read(key_id)
+        if found is None:
+            return False
+        if not found.revoked:
+            revoked_at = now or datetime.now(UTC)
+            self._write(
+                ApiKey(**{**found.__dict__, "revoked": True, "revoked_at": revoked_at}),
+            )
+        return True
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key's record, from memory when recent and the table unchanged."""
+        if not KEY_ID.fullmatch(key_id):
+            return None
+        generation = self.cache.generation(self.cache_name)
+        now = time.monotonic()
+        with self._lock:
+            memo = self._memo.get(key_id)
+        fresh = memo is not None and now - memo[1] < self.recheck_s
+        if fresh and generation is not None and memo[2] == generation:
+            return memo[0]
+        record = self._read(key_id)
+        with self._lock:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[key_id] = (record, now, generation)
+        return record
+
+    def verify(self, key_id: str, secret: str) -> ApiKey | None:
+        """The usable key whose secret this is, else None (unknown, wrong, revoked, expired)."""
+        record = self.get(key_id)
+        if record is None:
+            return None
+        expected = hash_secret(key_id, secret, self.pepper)
+        if not hmac.compare_digest(expected, record.key_hash) or not record.usable():
+            return None
+        return record
+
+    def _read(self, key_id: str) -> ApiKey | None:
+        with self.store.client() as client:
+            self.store.ensure(client, API_KEYS)
+            frame = self.store.query(
+                client,
+                "SELECT * FROM {db}.api_keys FINAL WHERE key_id = %(id)s",
+                {"id": key_id},
+            )
+        return _record(frame.iloc[0].to_dict()) if len(frame) else None
+
+    def _write(self, record: ApiKey) -> None:
+        row = {
+            **record.__dict__,
+            "revoked_at": record.revoked_at or datetime.fromtimestamp(0, UTC),
+            "version": time.time_ns(),
+        }
+        frame = pd.DataFrame([row])[list(API_KEYS.columns)]
+        with self.store.client() as client:
+            self.store.ensure(client, API_KEYS)
+            self.store.resource.insert(client, f"{self.store.database}.api_keys", frame)
+        self.cache.bump(self.cache_name)
+        with self._lock:
+            self._memo.pop(record.key_id, None)
+
+
+def _record(row: dict) -> ApiKey:
+    return ApiKey(
+        key_id=str(row["key_id"]),
+        name=str(row["name"]),
+        scope=str(row["scope"]),
+        key_hash=str(row["key_hash"]),
+        created_at=_utc(row["created_at"]),
+        expires_at=_utc(row["expires_at"]),
+        revoked=bool(row["revoked"]),
+        revoked_at=_utc(row["revoked_at"]),
+    )
+
+
+def key_store_from_settings() -> KeyStore:
+    """The deployment's key store, as the API service builds it."""
+    from quant_assets.api.app import build_services
+    from quant_assets.api.config import config_from_settings
+
+    return build_services(config_from_settings()).keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`create`, `list` and `revoke` on the deployment's keys (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m quant_assets.api.keys", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--scope", choices=SCOPES, default="read")
+    create.add_argument("--expires-days", type=int, default=90)
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    sub.add_parser("list", help="the keys: ids, names, scopes, expiry, revoked (no secrets)")
+    revoke = sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    args = parser.parse_args(argv)
+    keys = key_store_from_settings()
+    if args.command == "create":
+        try:
+            record, key = keys.create(args.name, args.scope, args.expires_days)
+        except ValueError as error:
+            parser.error(str(error))
+        print(f"key id:  {record.key_id}")
+        print(f"scope:   {record.scope}")
+        print(f"expires: {record.expires_at:%Y-%m-%d %H:%M} UTC")
+        print(f"key:     {key}")
+        print("The key is shown this once and stored only hashed: keep it now.")
+        return 0
+    if args.command == "list":
+        rows = keys.list()
+        print(f"{'key id':<18} {'name':<24} {'scope':<6} {'expires (UTC)':<17} revoked")
+        for r in rows:
+            revoked = f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked and r.revoked_at else "no"
+            print(
+                f"{r.key_id:<18} {r.name[:24]:<24} {r.scope:<6} "
+                f"{r.expires_at:%Y-%m-%d %H:%M} {revoked}"
+            )
+        return 0
+    if not KEY_ID.fullmatch(args.key_id) or not keys.revoke(args.key_id):
+        print(f"no key {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

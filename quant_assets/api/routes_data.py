@@ -1,0 +1,212 @@
+"""The platform's data: recommendations, the paper book's positions and P&L, the active factors,
+the performance figures and the day's report. All need the `read` scope."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from quant_assets.api.auth import require_read
+from quant_assets.api.data import read_day, read_factors, read_performance, read_pnl
+from quant_assets.api.params import (
+    Day,
+    Industry,
+    Page,
+    PageSize,
+    Symbol,
+    refuse,
+    reject_unknown_params,
+)
+from quant_assets.api.responses import paged, records
+
+router = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(require_read), Depends(reject_unknown_params)],
+    responses={401: {"description": "missing or invalid credentials"},
+               403: {"description": "scope missing"}, 429: {"description": "rate limited"}},
+)  # fmt: skip
+
+RECOMMENDATION_COLUMNS = (
+    "toString(date) AS date, toString(for_date) AS for_date, rank, symbol, name, industry, "
+    "close, score, probability, confidence, weight, shares, action, reason, risk_note, status"
+)
+# The report page embeds its plots and styles; it may be framed by the API's own pages.
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def _services(request: Request):
+    return request.app.state.services
+
+
+def _not_found(what: str, day: str | None) -> HTTPException:
+    return HTTPException(404, f"no {what} for {day}" if day else f"no {what} stored yet")
+
+
+@router.get("/recommendations", tags=["recommendations"])
+def recommendations(
+    request: Request,
+    date: Day = None,
+    symbol: Symbol = None,
+    industry: Industry = None,
+    page: Page = 1,
+    page_size: PageSize = 50,
+) -> JSONResponse:
+    """The day's recommendations (default: the newest day stored) for the next trading day
+    (`for_date`), best first: rank, model score, probability and confidence, target weight and
+    shares, the action and its reason, risk notes; filtered by symbol or industry."""
+    s = _services(request)
+    frame = s.reader.frame(
+        ["recommendations"],
+        {"q": "recommendations", "date": date},
+        read_day(s.store, "recommendations", date, RECOMMENDATION_COLUMNS),
+    )
+    if frame.empty:
+        raise _not_found("recommendations", date)
+    day, for_day = str(frame["date"].iloc[0]), str(frame["for_date"].iloc[0])
+    if symbol is not None:
+        frame = frame[frame["symbol"] == symbol]
+    if industry is not None:
+        frame = frame[frame["industry"] == industry]
+    return paged(frame, page, page_size, date=day, for_date=for_day)
+
+
+@router.get("/positions", tags=["paper book"])
+def positions(
+    request: Request, date: Day = None, page: Page = 1, page_size: PageSize = 50
+) -> JSONResponse:
+    """The paper book at the day's close (default: the newest day): each position's shares,
+    close price, value and weight of equity, largest first; with the day's cash and equity."""
+    s = _services(request)
+    frame = s.reader.frame(
+        ["paper_book"],
+        {"q": "positions", "date": date},
+        read_day(
+            s.store,
+            "paper_book",
+            date,
+            "toString(date) AS date, kind, symbol, shares, price, value, weight",
+            "kind IN ('position', 'cash', 'equity')",
+        ),
+    )
+    if frame.empty:
+        raise _not_found("paper book", date)
+    held = frame[frame["kind"] == "position"].drop(columns=["kind", "date"])
+    held = held.sort_values(["value", "symbol"], ascending=[False, True], kind="stable")
+    total = frame.groupby("kind")["value"].sum()
+    return paged(
+        held,
+        page,
+        page_size,
+        date=str(frame["date"].iloc[0]),
+        cash=_number(total.get("cash")),
+        equity=_number(total.get("equity")),
+    )
+
+
+def _number(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+@router.get("/pnl", tags=["paper book"])
+def pnl(
+    request: Request,
+    start: Day = None,
+    end: Day = None,
+    page: Page = 1,
+    page_size: PageSize = 250,
+) -> JSONResponse:
+    """The paper book day by day between `start` and `end` (inclusive; default: all stored
+    days), oldest first: equity, cash, its peak so far, drawdown from it, the day's P&L and
+    return (from the day before), fees and positions held."""
+    if start and end and start > end:
+        raise refuse("start", "start is after end")
+    s = _services(request)
+    frame = s.reader.frame(
+        ["paper_book"], {"q": "pnl", "start": start, "end": end}, read_pnl(s.store, start, end)
+    )
+    return paged(frame, page, page_size, start=start, end=end)
+
+
+@router.get("/factors", tags=["factors"])
+def factors(
+    request: Request,
+    date: Day = None,
+    origin: Literal["traditional", "ai"] | None = None,
+    page: Page = 1,
+    page_size: PageSize = 100,
+) -> JSONResponse:
+    """The active factor set of the day (default: the newest): each factor's set, mean rank IC
+    and its t-statistic, IC std, ICIR, p-value and days over the screening window, and its
+    origin, `traditional` or `ai` (AI factors, `ai_<hash>`, with their formula and hypothesis);
+    strongest |IC| first. `origin` filters."""
+    s = _services(request)
+    frame = s.reader.frame(
+        ["active_factors", "factor_screening", "ai_factors"],
+        {"q": "factors", "date": date},
+        read_factors(s.store, date),
+    )
+    if frame.empty:
+        raise _not_found("active factors", date)
+    day = str(frame["date"].iloc[0])
+    is_ai = frame["factor_set"].eq("ai") | frame["factor"].str.startswith("ai_")
+    frame = frame.drop(columns=["date"]).assign(
+        origin=is_ai.map({True: "ai", False: "traditional"})
+    )
+    if origin is not None:
+        frame = frame[frame["origin"] == origin]
+    order = frame["rank_ic_mean"].abs().sort_values(ascending=False, kind="stable").index
+    return paged(frame.loc[order], page, page_size, date=day)
+
+
+@router.get("/performance", tags=["performance"])
+def performance(request: Request, date: Day = None) -> JSONResponse:
+    """The performance report's key figures of the day (default: the newest), after costs, as
+    `performance_summary` names them, and the link to the day's report page."""
+    s = _services(request)
+    frame = s.reader.frame(
+        ["performance"], {"q": "performance", "date": date}, read_performance(s.store, date)
+    )
+    if frame.empty:
+        raise _not_found("performance figures", date)
+    day = str(frame["date"].iloc[0])
+    figures = {r["figure"]: r["value"] for r in records(frame[["figure", "value"]])}
+    page = _report_page(s.config.reports_dir, day)
+    return JSONResponse(
+        {
+            "date": day,
+            "figures": figures,
+            "report": f"/v1/performance/report?date={day}" if page else None,
+        }
+    )
+
+
+def _report_page(folder: Path | None, day: str) -> Path | None:
+    """The day's page (as `quant_assets.reports.assets.report_path` writes it), if present."""
+    if folder is None:
+        return None
+    page = folder / f"{day}.html"
+    return page if page.is_file() else None
+
+
+@router.get("/performance/report", tags=["performance"], response_class=FileResponse)
+def performance_report(request: Request, date: Day = None) -> FileResponse:
+    """The day's performance page (HTML, plots embedded; default: the newest day with
+    figures)."""
+    s = _services(request)
+    if date is None:
+        frame = s.reader.frame(
+            ["performance"], {"q": "performance", "date": None}, read_performance(s.store, None)
+        )
+        date = str(frame["date"].iloc[0]) if len(frame) else None
+    page = _report_page(s.config.reports_dir, date) if date else None
+    if page is None:
+        raise _not_found("performance report", date)
+    return FileResponse(
+        page,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": REPORT_CSP, "X-Frame-Options": "SAMEORIGIN"},
+    )
