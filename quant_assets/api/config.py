@@ -36,7 +36,9 @@ class ApiConfig:
     # a key's record is re-read from ClickHouse after this long (sooner when the api_keys
     # table's cache generation changes: a revocation through the same cache)
     key_recheck_s: float = 30.0
-    audit_flush_s: float = 2.0
+    # audit rows are written in batches this often: each write opens the embedded store
+    # (~0.1 s of a core), so not more often than a few times a minute
+    audit_flush_s: float = 10.0
     audit_spill_dir: Path | None = None  # audit rows that could not be written wait here
     health_cache_s: float = 5.0
     models_cache_s: float = 30.0

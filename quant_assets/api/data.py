@@ -5,7 +5,8 @@ cache generation of every table the read touches, under the IO manager's own nam
 (`ClickHouseIOManager.cache_name`), so the bump that follows a partition's publication makes
 the next request read the new data. A small in-process memo in front of the cache spares a
 hit the frame's deserialisation; it is keyed the same way, so it is never staler than the
-cache. Frames handed out are shared: callers filter them into new frames, never change them.
+cache. `answer` keeps the encoded answers too (a page of a filtered list), under the same key:
+a repeated request is then a lookup, not a filter and an encoding of the frame. Frames handed out are shared: callers filter them into new frames, never change them.
 
 The `read_*` functions are the reads themselves (one client, a few SELECTs, a frame); they
 return an empty frame when the table does not exist yet.
@@ -13,6 +14,7 @@ return an empty frame when the table does not exist yet.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from quant_assets.api.store import Store
 from resources.cache import CacheResource
 
 MEMO_ENTRIES = 512
+ANSWER_ENTRIES = 4096  # rendered answers (a page of a list each, a few kB)
 Read = Callable[[Client], pd.DataFrame]
 
 
@@ -40,18 +43,25 @@ class CachedReader:
         self.store, self.cache, self.cache_name = store, cache, cache_name
         self.enabled = enabled  # off: every read goes to ClickHouse
         self._memo: OrderedDict[str, pd.DataFrame] = OrderedDict()
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _key(self, tables: Sequence[str], parts: dict[str, object]) -> str | None:
+        """The cache key of a read at the tables' current generations (None: not cacheable,
+        with the cache off or Redis down)."""
+        if not self.enabled:
+            return None
+        others = [self.cache.generation(self.cache_name(t)) for t in tables[1:]]
+        if None in others:
+            return None
+        return self.cache.key(self.cache_name(tables[0]), {**parts, "also": others})
 
     def frame(self, tables: Sequence[str], parts: dict[str, object], read: Read) -> pd.DataFrame:
         """The frame `read` gives for `parts`, from the memo or the cache when the tables have
         not changed since it was stored."""
-        if not self.enabled:
-            with self.store.client() as client:
-                return read(client)
-        others = [self.cache.generation(self.cache_name(t)) for t in tables[1:]]
-        key = None
-        if None not in others:  # with Redis down nothing is looked up or stored
-            key = self.cache.key(self.cache_name(tables[0]), {**parts, "also": others})
+        return self._frame(self._key(tables, parts), read)
+
+    def _frame(self, key: str | None, read: Read) -> pd.DataFrame:
         if key is not None:
             with self._lock:
                 hit = self._memo.get(key)
@@ -68,6 +78,34 @@ class CachedReader:
             self.cache.set_frame(key, frame)
             self._remember(key, frame)
         return frame
+
+    def answer(
+        self,
+        tables: Sequence[str],
+        parts: dict[str, object],
+        read: Read,
+        variant: dict[str, object],
+        render: Callable[[pd.DataFrame], bytes],
+    ) -> bytes:
+        """The rendered answer (JSON bytes) of `read` for `parts` and one `variant` of it (the
+        filters, the page): kept in memory under the read's key, so a repeated request costs
+        a dictionary lookup instead of filtering and encoding a frame again. `render` may
+        raise (a 404): nothing is kept then."""
+        key = self._key(tables, parts)
+        if key is None:
+            return render(self._frame(None, read))
+        name = f"{key}|{json.dumps(variant, sort_keys=True, default=str)}"
+        with self._lock:
+            body = self._answers.get(name)
+            if body is not None:
+                self._answers.move_to_end(name)
+                return body
+        body = render(self._frame(key, read))
+        with self._lock:
+            self._answers[name] = body
+            while len(self._answers) > ANSWER_ENTRIES:
+                self._answers.popitem(last=False)
+        return body
 
     def _remember(self, key: str, frame: pd.DataFrame) -> None:
         with self._lock:

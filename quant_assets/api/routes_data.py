@@ -8,7 +8,7 @@ from typing import Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, Response
 
 from quant_assets.api.auth import require_read
 from quant_assets.api.data import read_day, read_factors, read_performance, read_pnl
@@ -21,7 +21,7 @@ from quant_assets.api.params import (
     refuse,
     reject_unknown_params,
 )
-from quant_assets.api.responses import paged, records
+from quant_assets.api.responses import encoded, json_answer, paged_body, records
 
 router = APIRouter(
     prefix="/v1",
@@ -54,56 +54,70 @@ def recommendations(
     industry: Industry = None,
     page: Page = 1,
     page_size: PageSize = 50,
-) -> JSONResponse:
+) -> Response:
     """The day's recommendations (default: the newest day stored) for the next trading day
     (`for_date`), best first: rank, model score, probability and confidence, target weight and
     shares, the action and its reason, risk notes; filtered by symbol or industry."""
     s = _services(request)
-    frame = s.reader.frame(
-        ["recommendations"],
-        {"q": "recommendations", "date": date},
-        read_day(s.store, "recommendations", date, RECOMMENDATION_COLUMNS),
+
+    def render(frame: pd.DataFrame) -> bytes:
+        if frame.empty:
+            raise _not_found("recommendations", date)
+        day, for_day = str(frame["date"].iloc[0]), str(frame["for_date"].iloc[0])
+        if symbol is not None:
+            frame = frame[frame["symbol"] == symbol]
+        if industry is not None:
+            frame = frame[frame["industry"] == industry]
+        return paged_body(frame, page, page_size, date=day, for_date=for_day)
+
+    return json_answer(
+        s.reader.answer(
+            ["recommendations"],
+            {"q": "recommendations", "date": date},
+            read_day(s.store, "recommendations", date, RECOMMENDATION_COLUMNS),
+            {"symbol": symbol, "industry": industry, "page": page, "page_size": page_size},
+            render,
+        )
     )
-    if frame.empty:
-        raise _not_found("recommendations", date)
-    day, for_day = str(frame["date"].iloc[0]), str(frame["for_date"].iloc[0])
-    if symbol is not None:
-        frame = frame[frame["symbol"] == symbol]
-    if industry is not None:
-        frame = frame[frame["industry"] == industry]
-    return paged(frame, page, page_size, date=day, for_date=for_day)
 
 
 @router.get("/positions", tags=["paper book"])
 def positions(
     request: Request, date: Day = None, page: Page = 1, page_size: PageSize = 50
-) -> JSONResponse:
+) -> Response:
     """The paper book at the day's close (default: the newest day): each position's shares,
     close price, value and weight of equity, largest first; with the day's cash and equity."""
     s = _services(request)
-    frame = s.reader.frame(
-        ["paper_book"],
-        {"q": "positions", "date": date},
-        read_day(
-            s.store,
-            "paper_book",
-            date,
-            "toString(date) AS date, kind, symbol, shares, price, value, weight",
-            "kind IN ('position', 'cash', 'equity')",
-        ),
-    )
-    if frame.empty:
-        raise _not_found("paper book", date)
-    held = frame[frame["kind"] == "position"].drop(columns=["kind", "date"])
-    held = held.sort_values(["value", "symbol"], ascending=[False, True], kind="stable")
-    total = frame.groupby("kind")["value"].sum()
-    return paged(
-        held,
-        page,
-        page_size,
-        date=str(frame["date"].iloc[0]),
-        cash=_number(total.get("cash")),
-        equity=_number(total.get("equity")),
+
+    def render(frame: pd.DataFrame) -> bytes:
+        if frame.empty:
+            raise _not_found("paper book", date)
+        held = frame[frame["kind"] == "position"].drop(columns=["kind", "date"])
+        held = held.sort_values(["value", "symbol"], ascending=[False, True], kind="stable")
+        total = frame.groupby("kind")["value"].sum()
+        return paged_body(
+            held,
+            page,
+            page_size,
+            date=str(frame["date"].iloc[0]),
+            cash=_number(total.get("cash")),
+            equity=_number(total.get("equity")),
+        )
+
+    return json_answer(
+        s.reader.answer(
+            ["paper_book"],
+            {"q": "positions", "date": date},
+            read_day(
+                s.store,
+                "paper_book",
+                date,
+                "toString(date) AS date, kind, symbol, shares, price, value, weight",
+                "kind IN ('position', 'cash', 'equity')",
+            ),
+            {"page": page, "page_size": page_size},
+            render,
+        )
     )
 
 
@@ -118,17 +132,22 @@ def pnl(
     end: Day = None,
     page: Page = 1,
     page_size: PageSize = 250,
-) -> JSONResponse:
+) -> Response:
     """The paper book day by day between `start` and `end` (inclusive; default: all stored
     days), oldest first: equity, cash, its peak so far, drawdown from it, the day's P&L and
     return (from the day before), fees and positions held."""
     if start and end and start > end:
         raise refuse("start", "start is after end")
     s = _services(request)
-    frame = s.reader.frame(
-        ["paper_book"], {"q": "pnl", "start": start, "end": end}, read_pnl(s.store, start, end)
+    return json_answer(
+        s.reader.answer(
+            ["paper_book"],
+            {"q": "pnl", "start": start, "end": end},
+            read_pnl(s.store, start, end),
+            {"page": page, "page_size": page_size},
+            lambda frame: paged_body(frame, page, page_size, start=start, end=end),
+        )
     )
-    return paged(frame, page, page_size, start=start, end=end)
 
 
 @router.get("/factors", tags=["factors"])
@@ -138,49 +157,60 @@ def factors(
     origin: Literal["traditional", "ai"] | None = None,
     page: Page = 1,
     page_size: PageSize = 100,
-) -> JSONResponse:
+) -> Response:
     """The active factor set of the day (default: the newest): each factor's set, mean rank IC
     and its t-statistic, IC std, ICIR, p-value and days over the screening window, and its
     origin, `traditional` or `ai` (AI factors, `ai_<hash>`, with their formula and hypothesis);
     strongest |IC| first. `origin` filters."""
     s = _services(request)
-    frame = s.reader.frame(
-        ["active_factors", "factor_screening", "ai_factors"],
-        {"q": "factors", "date": date},
-        read_factors(s.store, date),
+
+    def render(frame: pd.DataFrame) -> bytes:
+        if frame.empty:
+            raise _not_found("active factors", date)
+        day = str(frame["date"].iloc[0])
+        is_ai = frame["factor_set"].eq("ai") | frame["factor"].str.startswith("ai_")
+        frame = frame.drop(columns=["date"]).assign(
+            origin=is_ai.map({True: "ai", False: "traditional"})
+        )
+        if origin is not None:
+            frame = frame[frame["origin"] == origin]
+        order = frame["rank_ic_mean"].abs().sort_values(ascending=False, kind="stable").index
+        return paged_body(frame.loc[order], page, page_size, date=day)
+
+    return json_answer(
+        s.reader.answer(
+            ["active_factors", "factor_screening", "ai_factors"],
+            {"q": "factors", "date": date},
+            read_factors(s.store, date),
+            {"origin": origin, "page": page, "page_size": page_size},
+            render,
+        )
     )
-    if frame.empty:
-        raise _not_found("active factors", date)
-    day = str(frame["date"].iloc[0])
-    is_ai = frame["factor_set"].eq("ai") | frame["factor"].str.startswith("ai_")
-    frame = frame.drop(columns=["date"]).assign(
-        origin=is_ai.map({True: "ai", False: "traditional"})
-    )
-    if origin is not None:
-        frame = frame[frame["origin"] == origin]
-    order = frame["rank_ic_mean"].abs().sort_values(ascending=False, kind="stable").index
-    return paged(frame.loc[order], page, page_size, date=day)
 
 
 @router.get("/performance", tags=["performance"])
-def performance(request: Request, date: Day = None) -> JSONResponse:
+def performance(request: Request, date: Day = None) -> Response:
     """The performance report's key figures of the day (default: the newest), after costs, as
     `performance_summary` names them, and the link to the day's report page."""
     s = _services(request)
-    frame = s.reader.frame(
-        ["performance"], {"q": "performance", "date": date}, read_performance(s.store, date)
-    )
-    if frame.empty:
-        raise _not_found("performance figures", date)
-    day = str(frame["date"].iloc[0])
-    figures = {r["figure"]: r["value"] for r in records(frame[["figure", "value"]])}
-    page = _report_page(s.config.reports_dir, day)
-    return JSONResponse(
-        {
-            "date": day,
-            "figures": figures,
-            "report": f"/v1/performance/report?date={day}" if page else None,
-        }
+
+    def render(frame: pd.DataFrame) -> bytes:
+        if frame.empty:
+            raise _not_found("performance figures", date)
+        day = str(frame["date"].iloc[0])
+        figures = {r["figure"]: r["value"] for r in records(frame[["figure", "value"]])}
+        page = _report_page(s.config.reports_dir, day)
+        link = f"/v1/performance/report?date={day}" if page else None
+        return encoded({"date": day, "figures": figures, "report": link})
+
+    return json_answer(
+        s.reader.answer(
+            ["performance"],
+            {"q": "performance", "date": date},
+            read_performance(s.store, date),
+            {},
+            render,
+        )
     )
 
 
