@@ -106,7 +106,7 @@ def main() -> None:
     for label, cached in (("from the cache", "true"), ("without the cache", "false")):
         proc, url = _serve({**base, "QUANT_API_READ_CACHE": cached}, args.workers)
         try:
-            for _ in range(2 * args.workers):  # each worker's first read fills its memo
+            for _ in range(50 * args.workers):  # every worker's first reads fill its memos
                 assert httpx.get(f"{url}/v1/recommendations", headers={"X-API-Key": key}).is_success
             seconds = args.seconds if cached == "true" else max(3, args.seconds // 2)
             results[label] = _wrk(url, key, seconds, args.connections)
