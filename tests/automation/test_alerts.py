@@ -57,6 +57,14 @@ def instance() -> Iterator[DagsterInstance]:
         yield inst
 
 
+def _required(repo, definition) -> dict:
+    """Only the resources the schedule or sensor asks for, as the daemon gives them: the
+    others (ClickHouse among them) would be opened for nothing, in the repository's own data
+    folder."""
+    everything = repo.get_top_level_resources()
+    return {k: everything[k] for k in definition.required_resource_keys}
+
+
 def _tick(defs, name: str, instance: DagsterInstance, cursor: str | None, moment=None):
     sensor = defs.resolve_sensor_def(name)
     repo = defs.get_repository_def()
@@ -66,7 +74,7 @@ def _tick(defs, name: str, instance: DagsterInstance, cursor: str | None, moment
             instance=instance,
             cursor=cursor,
             repository_def=repo,
-            resources=repo.get_top_level_resources(),
+            resources=_required(repo, sensor),
         ) as context,
     ):
         return sensor.evaluate_tick(context)

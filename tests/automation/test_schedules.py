@@ -56,13 +56,21 @@ def _ticks(start: str, end: str, schedule) -> list[datetime]:
     return out
 
 
+def _required(repo, definition) -> dict:
+    """Only the resources the schedule or sensor asks for, as the daemon gives them: the
+    others (ClickHouse among them) would be opened for nothing, in the repository's own data
+    folder."""
+    everything = repo.get_top_level_resources()
+    return {k: everything[k] for k in definition.required_resource_keys}
+
+
 def _evaluate(defs, name: str, moment: datetime, instance: DagsterInstance):
     schedule = defs.resolve_schedule_def(name)
     with freeze_time(moment):
         with build_schedule_context(
             scheduled_execution_time=moment,
             repository_def=defs.get_repository_def(),
-            resources=defs.get_repository_def().get_top_level_resources(),
+            resources=_required(defs.get_repository_def(), schedule),
             instance=instance,
         ) as context:
             data = schedule.evaluate_tick(context)
