@@ -20,6 +20,7 @@ from dagster import (
 )
 from dagster._core.test_utils import freeze_time
 from loopback_receiver import Receiver, Reply
+from tick_resources import required_resources
 
 from quant_assets.automation.jobs import TIMELINE_JOBS
 from quant_assets.definitions import build_definitions
@@ -57,14 +58,6 @@ def instance() -> Iterator[DagsterInstance]:
         yield inst
 
 
-def _required(repo, definition) -> dict:
-    """Only the resources the schedule or sensor asks for, as the daemon gives them: the
-    others (ClickHouse among them) would be opened for nothing, in the repository's own data
-    folder."""
-    everything = repo.get_top_level_resources()
-    return {k: everything[k] for k in definition.required_resource_keys}
-
-
 def _tick(defs, name: str, instance: DagsterInstance, cursor: str | None, moment=None):
     sensor = defs.resolve_sensor_def(name)
     repo = defs.get_repository_def()
@@ -74,7 +67,7 @@ def _tick(defs, name: str, instance: DagsterInstance, cursor: str | None, moment
             instance=instance,
             cursor=cursor,
             repository_def=repo,
-            resources=_required(repo, sensor),
+            resources=required_resources(repo, sensor),
         ) as context,
     ):
         return sensor.evaluate_tick(context)

@@ -22,6 +22,7 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test, freeze_time
 from dagster._utils.schedules import schedule_execution_time_iterator
+from tick_resources import required_resources
 
 from quant_assets.automation.timeline import STEP_TAG, TIMELINE
 from quant_assets.calendar import TRADING_DAYS
@@ -56,21 +57,13 @@ def _ticks(start: str, end: str, schedule) -> list[datetime]:
     return out
 
 
-def _required(repo, definition) -> dict:
-    """Only the resources the schedule or sensor asks for, as the daemon gives them: the
-    others (ClickHouse among them) would be opened for nothing, in the repository's own data
-    folder."""
-    everything = repo.get_top_level_resources()
-    return {k: everything[k] for k in definition.required_resource_keys}
-
-
 def _evaluate(defs, name: str, moment: datetime, instance: DagsterInstance):
     schedule = defs.resolve_schedule_def(name)
     with freeze_time(moment):
         with build_schedule_context(
             scheduled_execution_time=moment,
             repository_def=defs.get_repository_def(),
-            resources=_required(defs.get_repository_def(), schedule),
+            resources=required_resources(defs.get_repository_def(), schedule),
             instance=instance,
         ) as context:
             data = schedule.evaluate_tick(context)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, build_schedule_context, materialize
 from dagster._core.test_utils import freeze_time
+from tick_resources import required_resources
 
 from quant_assets.automation.jobs import (
     OFF_DAILY_MODELS,
@@ -216,14 +217,6 @@ def test_rerunning_a_partition_leaves_the_same_rows(pipeline):
     assert {t: _count(res, t) for t in tables} == before
 
 
-def _required(repo, definition) -> dict:
-    """Only the resources the schedule or sensor asks for, as the daemon gives them: the
-    others (ClickHouse among them) would be opened for nothing, in the repository's own data
-    folder."""
-    everything = repo.get_top_level_resources()
-    return {k: everything[k] for k in definition.required_resource_keys}
-
-
 def _tick(name: str, moment: datetime, instance: DagsterInstance):
     repo = defs.get_repository_def()
     with (
@@ -231,7 +224,7 @@ def _tick(name: str, moment: datetime, instance: DagsterInstance):
         build_schedule_context(
             scheduled_execution_time=moment,
             repository_def=repo,
-            resources=_required(repo, defs.resolve_schedule_def(name)),
+            resources=required_resources(repo, defs.resolve_schedule_def(name)),
             instance=instance,
         ) as context,
     ):
