@@ -32,6 +32,10 @@ from pydantic import Field, PrivateAttr
 from resources.arrow_frames import record_batches
 
 ARROW_MIN_ROWS = 50_000
+# Tables are partitioned by trading day, so a run that writes a range of days (a history
+# backfill in one run) inserts one block spanning as many partitions; ClickHouse refuses more
+# than 100 by default. 5,000 trading days is twenty years.
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 5000}
 # One batch is one INSERT and so one part of the partition: batches of 250k to 1M rows keep a
 # day's parts few while two clients still have two batches each to share.
 BATCH_MIN_ROWS = 250_000
@@ -609,7 +613,9 @@ class ClickHouseResource(ConfigurableResource):
         the wire.
         """
         if not self.embedded or len(df) < ARROW_MIN_ROWS:
-            client.insert_df(table, df.assign(**constants) if constants else df)
+            client.insert_df(
+                table, df.assign(**constants) if constants else df, settings=INSERT_SETTINGS
+            )
             return
         types = dict(row[:2] for row in client.query(f"DESCRIBE TABLE {table}").result_rows)
         cols = ", ".join(f"`{c}`" for c in [*df.columns, *(constants or {})])
@@ -631,7 +637,8 @@ class ClickHouseResource(ConfigurableResource):
             # INSERT then copies back together into one part (a quarter of its CPU time).
             sql = (
                 f"INSERT INTO {table} ({cols}) SELECT {cols} FROM Python(quant_insert_batch) "
-                f"SETTINGS max_block_size = {max(rows, 1)}"
+                f"SETTINGS max_block_size = {max(rows, 1)}, "
+                + ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
             )
             c = idle.get()
             try:

@@ -276,3 +276,17 @@ def test_a_large_day_is_read_in_ranges_of_symbols_with_the_same_result(clickhous
     pd.testing.assert_frame_equal(by_key(chunked[list(whole.columns)]), by_key(whole))
     assert (chunked["twice"] == 2 * chunked["value"]).all()
     assert chunked["symbol"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("rows_per_day", [1, 400])  # the small frame's path and the Arrow one
+def test_a_range_of_more_than_a_hundred_days_is_staged_and_swapped_in_one_insert(
+    clickhouse, rows_per_day
+):
+    # a history backfill in one run: ClickHouse refuses a block over 100 partitions by default
+    days = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2023-01-02", periods=150)]
+    frame = pd.concat([_frame(d, [1.0] * rows_per_day) for d in days], ignore_index=True)
+    with clickhouse.client() as client:
+        staged = clickhouse.stage_partitions(client, SPEC, frame, days)
+        clickhouse.swap_in(client, *staged)
+        stored = _rows(clickhouse, client)
+    assert len(stored) == len(frame) and stored["date"].nunique() == 150
