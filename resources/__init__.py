@@ -119,6 +119,7 @@ def market_resource() -> MarketDataResource:
         seed=dagster_value("QUANT_SIM_SEED"),
         n_symbols=dagster_value("QUANT_SIM_SYMBOLS"),
         snapshot_seconds=dagster_value("QUANT_SIM_SNAPSHOT_SECONDS"),
+        kinds=dagster_value("QUANT_MARKET_KINDS"),
     )
 
 

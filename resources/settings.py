@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from dagster import EnvVar
 
-from resources.market import SOURCES
+from resources.market import KINDS, SOURCES, parse_kinds
 from resources.readme_tables import between_markers, rewrite_main
 
 PREFIX = "QUANT_"  # every name with it must be declared here; others (MLFLOW_*) may be
@@ -327,6 +327,16 @@ _DECLARED = (
         choices=SOURCES,
     ),
     Setting(
+        "QUANT_MARKET_KINDS",
+        "text",
+        ",".join(KINDS),
+        "the kinds of data the market delivers, comma-separated: `bars,corporate_actions` for "
+        "a bars-only vendor (the stages needing trades, order books or news are then skipped, "
+        "saying why, and the landing sensor waits for these kinds only)",
+        pattern=re.compile(rf"\s*({'|'.join(KINDS)})\s*(,\s*({'|'.join(KINDS)})\s*)*"),
+        allowed=f"some of {', '.join(KINDS)}, comma-separated, bars among them",
+    ),
+    Setting(
         "QUANT_LANDING_DIR",
         "path",
         lambda: data_dir() / "landing",
@@ -385,6 +395,15 @@ _DECLARED = (
         "demo days per Dagster run of the daily pipeline (each asset computes them day by "
         "day in one step): fewer runs, more memory (a 4.5 GB peak at 20 days, 2.9 GB at 10 before issue 12, "
         "with the demo's 15 s order books); 1 gives one run per day, as the daily schedule does",
+        minimum=1,
+    ),
+    Setting(
+        "QUANT_DEMO_RETRAIN_DAYS",
+        "int",
+        1,
+        "the demo retrains its models every this many trading days (1: every day, as the "
+        "16:00 schedule does); between two retrainings the champion in force scores the days "
+        "(the `daily_scoring` job)",
         minimum=1,
     ),
     Setting(
@@ -520,6 +539,12 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
             f"QUANT_CLICKHOUSE_CLUSTER={cluster} needs a ClickHouse server: set "
             "QUANT_CLICKHOUSE_DSN to its http(s):// URL (the embedded engine has no cluster)"
         )
+    kinds = environ.get("QUANT_MARKET_KINDS", "").strip()
+    if kinds and not problems:
+        try:
+            parse_kinds(kinds)
+        except ValueError as error:
+            problems.append(f"QUANT_MARKET_KINDS={kinds}: {error}")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SettingsError(problems[0] + more)

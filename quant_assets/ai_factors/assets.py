@@ -43,6 +43,7 @@ from quant_assets.models.segments import default_segments
 from quant_assets.wiring import daily_table, partition_day, same_day, stored_within, window
 from resources.clickhouse import empty_frame
 from resources.llm import LLMResource
+from resources.market import MarketDataResource
 from resources.tracked_tables import TrackedTable
 
 MINING_WINDOW = 250  # trading days a mining run may read
@@ -107,12 +108,19 @@ def _llm_settings(llm: LLMResource) -> LLMSettings | None:
 def news_analysis(
     context: AssetExecutionContext,
     llm: LLMResource,
+    market: MarketDataResource,
     news_items: pd.DataFrame,
     universe: pd.DataFrame,
 ) -> Iterator:
     """Per news item of the day and stock it concerns: direction, strength, topic, read by the
     LLM when one is configured, else by the lexicon; each row names its analyser. The
-    vendor's sentiment is not read."""
+    vendor's sentiment is not read. Skipped, saying why, for a market that delivers no news."""
+    absent = market.not_delivered("news")
+    if absent is not None:
+        context.log.info(f"news_analysis skipped: {absent}")
+        yield Output(empty_frame(NEWS_ANALYSIS), metadata={"items": 0, "skipped": absent})
+        yield AssetCheckResult(passed=True, metadata={"skipped": absent})
+        return
     frame, usage = analyse(news_items, _llm_settings(llm), universe=set(universe["symbol"]))
     for error in usage.errors:
         context.log.warning(f"news analysis: {error}")

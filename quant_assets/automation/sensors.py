@@ -90,7 +90,7 @@ def landing_zone_sensor(context: SensorEvaluationContext, market: MarketDataReso
         return SkipReason(f"landing zone {root} does not exist")
     recent, settled = _load_cursor(context.cursor)
     requests: list[RunRequest] = []
-    for day in complete_days(root):
+    for day in complete_days(root, market.delivered()):
         key = day.isoformat()
         if key in settled:
             continue

@@ -213,7 +213,7 @@ def _landing_ready(
     """Assets without parents read the landing zone: ready when the day's files are complete."""
     if market.source != "landing":
         return {}
-    ready = any(d.isoformat() == day for d in complete_days(market.landing_dir))
+    ready = any(d.isoformat() == day for d in complete_days(market.landing_dir, market.delivered()))
     return {key: ready for key in roots}
 
 

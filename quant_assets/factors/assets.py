@@ -39,6 +39,8 @@ from quant_assets.factors.tables import (
 from quant_assets.market.labels import labels_by_date
 from quant_assets.plotting import draw
 from quant_assets.wiring import RANGE_IN_ONE_RUN, daily_table, partition_day, same_day, window
+from resources.clickhouse import TableSpec, empty_frame
+from resources.market import MarketDataResource
 from resources.settings import data_dir
 
 MAX_NAN_SHARE = 0.2
@@ -83,6 +85,17 @@ def _quality_checks(
             metadata={"constant_factors": ", ".join(constant[:20]) or "none"},
         ),
     ]
+
+
+def _skipped(context: AssetExecutionContext, spec: TableSpec, asset: str, why: str) -> Iterator:
+    """A factor set whose inputs the market does not deliver: no values (an empty partition,
+    so screening and the models see the set as absent, not as zeros), the reason in the
+    metadata and on each quality check."""
+    context.log.info(f"{asset} skipped: {why}")
+    skipped = {"skipped": why}
+    yield Output(empty_frame(spec), metadata={"symbols": 0, **skipped})
+    for check in ("coverage", "nan_share", "not_constant"):
+        yield AssetCheckResult(asset_key=asset, check_name=check, passed=True, metadata=skipped)
 
 
 def _checks(asset: str) -> list[AssetCheckSpec]:
@@ -191,12 +204,18 @@ def alpha158_values(context: AssetExecutionContext, adjusted_bars: pd.DataFrame)
 )
 def microstructure_values(
     context: AssetExecutionContext,
+    market: MarketDataResource,
     raw_trades: pd.DataFrame,
     raw_order_book: pd.DataFrame,
     raw_daily_bars: pd.DataFrame,
 ) -> Iterator:
-    """Order-book, spread, order-flow, volatility, liquidity and auction factors of the day."""
+    """Order-book, spread, order-flow, volatility, liquidity and auction factors of the day
+    (none, saying why, for a market that delivers no trades or order books)."""
     day = partition_day(context)
+    absent = market.not_delivered("trades", "order_book")
+    if absent is not None:
+        yield from _skipped(context, MICROSTRUCTURE_VALUES, "microstructure_values", absent)
+        return
     wide = daily_microstructure(
         raw_trades,
         raw_order_book,
@@ -231,13 +250,19 @@ def microstructure_values(
 )
 def news_factor_values(
     context: AssetExecutionContext,
+    market: MarketDataResource,
     news_items: pd.DataFrame,
     news_analysis: pd.DataFrame,
     universe: pd.DataFrame,
 ) -> Iterator:
     """News count, mean vendor sentiment and mean analysed tone per stock over the last 1 and
-    5 trading days."""
+    5 trading days (none, saying why, for a market that delivers no news: a count of 0 would
+    claim that nothing was published)."""
     day = partition_day(context)
+    absent = market.not_delivered("news")
+    if absent is not None:
+        yield from _skipped(context, NEWS_FACTOR_VALUES, "news_factor_values", absent)
+        return
     analysis = news_analysis.assign(date=pd.to_datetime(news_analysis["date"]))
     values = news_factors(news_items, universe["symbol"], day, analysis=analysis)
     history = int(news_items["date"].nunique())

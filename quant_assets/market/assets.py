@@ -28,6 +28,7 @@ from quant_assets.calendar import TRADING_DAYS, TZ, previous_trading_day, tradin
 from quant_assets.day_range import by_day
 from quant_assets.market.adjustment import adjusted_day, adjustment_of_day
 from quant_assets.market.contract.dagster_types import contract_type
+from quant_assets.market.contract.schemas import empty_rows
 from quant_assets.market.contract.tables import (
     ADJUSTED_BARS,
     ADJUSTMENT_FACTORS,
@@ -55,6 +56,7 @@ from quant_assets.wiring import (
     same_day,
     window,
 )
+from resources.clickhouse import empty_frame
 from resources.clickhouse_io import table_metadata, withhold
 from resources.market import MarketDataResource
 
@@ -107,6 +109,10 @@ def _ingest(
     a failing file leaves the day's published tables as they were (write-audit-publish in
     the IO manager), and the step's error says why."""
     day = partition_day(context)
+    absent = market.not_delivered(kind)
+    if absent is not None:
+        yield from _not_delivered(context, kind, name, absent)
+        return
     try:
         path = land(market, kind, day)
         result = ingest_file(
@@ -146,6 +152,7 @@ def _ingest(
         clean_rows(result),
         output_name=name,
         metadata={
+            "delivered": True,
             "source_file": MetadataValue.path(str(path)),
             "rows_in_file": result.n_input,
             "rows_quarantined": result.n_quarantined,
@@ -165,6 +172,20 @@ def _ingest(
             **held,
         },
     )
+
+
+def _not_delivered(context: AssetExecutionContext, kind: str, name: str, why: str) -> Iterator:
+    """A kind the market does not deliver: an empty partition (so every later stage finds
+    its input and knows there is nothing in it) whose metadata says why, and checks that
+    pass saying the same. Nothing is read; no file is expected."""
+    context.log.info(f"{name} skipped: {why}")
+    skipped = {"delivered": False, "skipped": why}
+    yield AssetCheckResult(asset_key=name, check_name="bad_share", passed=True, metadata=skipped)
+    yield Output(empty_rows(kind), output_name=name, metadata=skipped)
+    yield AssetCheckResult(
+        asset_key=f"{kind}_quarantine", check_name="rules_of_kind", passed=True, metadata=skipped
+    )
+    yield Output(empty_frame(QUARANTINE), output_name=f"{kind}_quarantine", metadata=skipped)
 
 
 _RULE_TABLE = TableSchema(

@@ -19,6 +19,7 @@ from dagster import (
 
 from quant_assets.calendar import TRADING_DAYS, next_trading_day
 from quant_assets.day_range import Pending, by_day, pending_png
+from quant_assets.market.sources.delivery import inputs_note
 from quant_assets.plotting import draw
 from quant_assets.reports.book_history import (
     book_history,
@@ -35,6 +36,7 @@ from quant_assets.reports.performance_page import (
 from quant_assets.reports.recommendations import SHOWN, build, write_files
 from quant_assets.reports.tables import PERFORMANCE, RECOMMENDATIONS
 from quant_assets.wiring import RANGE_IN_RUNS, daily_table, partition_day, same_day, window
+from resources.market import MarketDataResource
 from resources.mlflow_reports import ReportArtifact
 from resources.settings import data_dir
 
@@ -120,6 +122,7 @@ def recommendations(
 )
 def performance(
     context: AssetExecutionContext,
+    market: MarketDataResource,
     paper_book: pd.DataFrame,
     recommendations: pd.DataFrame,
     raw_daily_bars: pd.DataFrame,
@@ -143,6 +146,8 @@ def performance(
     ic, quantiles = model_quality(predictions, labels)
     notes = paper_book.loc[(pd.to_datetime(paper_book["date"]) == day)
                            & (paper_book["kind"] == "note"), "reason"].tolist()  # fmt: skip
+    inputs = inputs_note(market)  # a bars-only market says what its days go without
+    notes += [inputs] if inputs else []
     data = ReportData(
         day=key, for_day=str(next_trading_day(day).date()),
         status=str(recommendations["status"].iloc[0]) if len(recommendations) else "no trade",

@@ -46,6 +46,7 @@ def tick(
     source: str = "landing",
     at: datetime | None = None,
     monkeypatch: pytest.MonkeyPatch | None = None,
+    kinds: str | None = None,
 ) -> Result:
     """Evaluate one tick of the code location's sensor against the landing zone `root`, with
     Dagster's clock at `at` (now by default)."""
@@ -53,6 +54,8 @@ def tick(
         mp.setenv("QUANT_MARKET_SOURCE", source)
         mp.setenv("QUANT_LANDING_DIR", str(root))
         mp.setenv("QUANT_DATA_DIR", str(root.parent / "data"))
+        if kinds is not None:
+            mp.setenv("QUANT_MARKET_KINDS", kinds)
         repo = build_definitions().get_repository_def()
         sensor = repo.get_sensor_def("landing_zone_sensor")
         moment = at or datetime.now(SH)
@@ -231,3 +234,17 @@ def test_the_requested_run_ingests_the_day_through_market_ingest(tmp_path, monke
     with ch.client() as client:
         n = ch.query_df(client, f"SELECT count() AS n FROM {{db}}.raw_trades WHERE date = '{day}'")
     assert int(n["n"][0]) == len(sim.delivery("trades", day))
+
+
+def test_a_bars_only_market_waits_for_its_own_kinds_only(tmp_path):
+    drop(tmp_path, "2024-03-11", kinds=["bars"])
+    drop(tmp_path, "2024-03-12", kinds=["corporate_actions"])  # no bars: not complete
+    # the five kinds by default: a day of bars alone is incomplete
+    assert tick(tmp_path).run_requests == []
+    result = tick(tmp_path, kinds="bars,corporate_actions")
+    assert result.run_requests == []  # bars without the actions still wait
+    drop(tmp_path, "2024-03-11", kinds=["corporate_actions"])
+    (request,) = tick(tmp_path, kinds="bars,corporate_actions").run_requests
+    assert request.partition_key == "2024-03-11"
+    (request,) = tick(tmp_path, kinds="bars").run_requests
+    assert request.partition_key == "2024-03-11"

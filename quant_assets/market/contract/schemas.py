@@ -190,3 +190,11 @@ def dtype_schema(kind: str) -> pa.DataFrameSchema:
         for name, col in schema.columns.items()
     }
     return pa.DataFrameSchema(cols, strict=True, ordered=True, coerce=False, name=f"{kind}_dtypes")
+
+
+def empty_rows(kind: str) -> pd.DataFrame:
+    """No rows of `kind`, with the contract's columns and dtypes (a day with nothing of it)."""
+    schema = SCHEMAS[kind].to_schema()
+    return pd.DataFrame(
+        {name: pd.Series([], dtype=col.dtype.type) for name, col in schema.columns.items()}
+    )

@@ -87,3 +87,23 @@ def deliver_ahead(market: MarketDataResource, kinds: Sequence[str], days: Sequen
                 land(market, kind, pd.Timestamp(day))
                 written += 1
     return written
+
+
+# The stages each kind feeds beyond its raw table: what a market without it goes without.
+STAGES_OF_KIND = {
+    "trades": "minute bars, microstructure factors",
+    "order_book": "microstructure factors",
+    "news": "news analysis, news factors",
+    "corporate_actions": "announced actions (adjustment from the ex-rights preclose instead)",
+}
+
+
+def inputs_note(market: MarketDataResource) -> str | None:
+    """One sentence saying which inputs the market's days have and what was skipped for the
+    kinds it does not deliver; None when it delivers every kind."""
+    absent = [kind for kind in STAGES_OF_KIND if not market.delivers(kind)]
+    if not absent:
+        return None
+    skipped = "; ".join(f"{kind.replace('_', ' ')}: {STAGES_OF_KIND[kind]}" for kind in absent)
+    have = ", ".join(kind.replace("_", " ") for kind in market.delivered())
+    return f"Inputs of the day: {have}. Not delivered by this market, so skipped ({skipped})."

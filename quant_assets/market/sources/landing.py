@@ -46,8 +46,9 @@ import pyarrow.parquet as pq
 
 from quant_assets.market.contract.schemas import CONTRACT, column_types
 from quant_assets.market.validation import IngestError, parse_column
+from resources.market import KINDS
 
-LANDING_KINDS = ("bars", "trades", "order_book", "news", "corporate_actions")
+LANDING_KINDS = KINDS  # a market may deliver fewer (MarketDataResource.kinds)
 FORMATS = ("parquet", "csv.gz", "csv")  # longest suffix first when matching names
 # News and corporate actions may legitimately be empty on a day (a header and no rows).
 MAY_BE_EMPTY = ("news", "corporate_actions")
