@@ -11,7 +11,7 @@ export DAGSTER_HOME := $(QUANT_DATA_DIR)/dagster_home
 # minutes on 2 cores (tests and benchmarks use the realistic 3 s).
 export QUANT_SIM_SNAPSHOT_SECONDS ?= 15
 
-.PHONY: help install lock demo test test-fast lint ui mlflow-ui status metrics api api-key bench images smoke deploy clean
+.PHONY: help install lock demo demo-real test test-fast lint ui mlflow-ui status metrics api api-key bench images smoke deploy clean
 
 help:  ## what each target does (the default)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
@@ -80,6 +80,16 @@ demo: install  ## run the daily pipeline over the simulated market, print the pi
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m quant_assets.demo
+
+# The real market's demo keeps its own data folder (REAL_DATA_DIR=... on make's command
+# line to move it), so it never mixes with the simulated one's.
+REAL_DATA_DIR ?= $(CURDIR)/.data-real
+
+demo-real: install  ## the daily pipeline over 2024 on real CSI300 bars (../shared/data), print the picks
+	@mkdir -p $(REAL_DATA_DIR)/dagster_home
+	@cp dagster.yaml $(REAL_DATA_DIR)/dagster_home/dagster.yaml
+	QUANT_DATA_DIR=$(REAL_DATA_DIR) DAGSTER_HOME=$(REAL_DATA_DIR)/dagster_home \
+	  $(BIN)/python -m quant_assets.demo_real
 
 # Debian's chromium (and chromium-driver) for the dashboard's browser test, installed once and
 # only where /usr/bin/chromium is missing; apt-get needs root. If it cannot install, the test

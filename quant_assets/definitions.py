@@ -18,6 +18,7 @@ from quant_assets.automation.jobs import (
     TIMELINE_JOBS,
     ai_factor_mining_job,
     daily_pipeline,
+    daily_scoring,
     history_load,
     zoo_training,
 )
@@ -53,6 +54,7 @@ def build_definitions() -> Definitions:
         asset_checks=load_asset_checks_from_modules(STAGES),
         jobs=[
             daily_pipeline,
+            daily_scoring,
             history_load,
             zoo_training,
             ai_factor_mining_job,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -96,6 +96,8 @@ def prune_earlier_demos(instance: DagsterInstance, since: float) -> int:
     return len(old)
 
 
+# The kinds the history load ingests (the intraday ones only from the first daily day).
+HISTORY_KINDS = ("bars", "corporate_actions", "news")
 # What the simulated vendor delivers ahead of the daily runs (the heavy intraday files).
 AHEAD_KINDS = ("order_book", "trades")
 
@@ -121,17 +123,40 @@ def _vendor(days: list[str]) -> multiprocessing.process.BaseProcess | None:
     return process
 
 
+@dataclass
+class Progress:
+    """Days done out of `total` across the demo's runs, for one line a run with an ETA."""
+
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    # label -> (days, seconds) of each run: what a day costs, per kind of run
+    runs: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def per_day(self, label: str) -> float | None:
+        """Seconds a day in the runs of `label` (all of them together), None without any."""
+        runs = self.runs.get(label, [])
+        days = sum(d for d, _ in runs)
+        return sum(s for _, s in runs) / days if days else None
+
+
 def _run(
-    job: JobDefinition, days: list[str], per_run: int, instance: DagsterInstance, label: str
+    job: JobDefinition,
+    days: list[str],
+    per_run: int,
+    instance: DagsterInstance,
+    label: str,
+    progress: Progress | None = None,
 ) -> None:
     """`job` over `days` in runs of `per_run` days (a partition range each: every asset one
-    step that computes the days in order), one progress line a run."""
+    step that computes the days in order), one progress line a run. With `progress`, the
+    days count towards it (several jobs over one demo's days); without, towards `days`."""
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    started = time.monotonic()
+    progress = progress or Progress(total=len(days))
     for i in range(0, len(days), per_run):
         chunk = days[i : i + per_run]
         t0 = time.monotonic()
@@ -150,39 +175,71 @@ def _run(
                 f"{job.name} failed for {chunk[0]}..{chunk[-1]}; see the run in the Dagster UI "
                 "(make ui)"
             )
-        done = i + len(chunk)
-        elapsed = time.monotonic() - started
-        eta = elapsed / done * (len(days) - done)
+        progress.runs.setdefault(label, []).append((len(chunk), time.monotonic() - t0))
+        progress.done += len(chunk) if label != "retrain" else 0
+        done, total = progress.done, progress.total
+        elapsed = time.monotonic() - progress.started
+        eta = elapsed / max(done, 1) * (total - done)
         span = chunk[0] if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
         print(
-            f"[{label} {done:>3}/{len(days)}] {span}  {time.monotonic() - t0:5.1f} s"
+            f"[{label:>7} {done:>3}/{total}] {span}  {time.monotonic() - t0:5.1f} s"
             f"   elapsed {elapsed:6.0f} s, about {eta:4.0f} s left",
             flush=True,
         )
 
 
-def main(window: DemoWindow) -> None:
-    """Load the history, run the daily pipeline over the demo days, print the last day's picks."""
+def run_daily(
+    days: list[str], per_run: int, retrain_every: int, instance: DagsterInstance
+) -> Progress:
+    """The daily pipeline over `days`. Retraining every day, it is one job in runs of
+    `per_run` days. Retraining every `retrain_every` days, the first day runs the whole
+    pipeline (its models become the first champion); each following block of days is scored
+    by the champion in force (`daily_scoring`), and the models are retrained on the block's
+    last close (`model_retraining`, as the 16:00 schedule does) for the next block. A model
+    never sees a label after the day it was trained on."""
+    from quant_assets.definitions import defs
+
+    daily = defs.resolve_job_def("daily_pipeline")
+    progress = Progress(total=len(days))
+    if retrain_every <= 1:
+        _run(daily, days, per_run, instance, "daily", progress)
+        return progress
+    _run(daily, days[:1], 1, instance, "daily", progress)
+    for i in range(1, len(days), retrain_every):
+        block = days[i : i + retrain_every]
+        _run(defs.resolve_job_def("daily_scoring"), block, per_run, instance, "scored", progress)
+        if i + retrain_every < len(days):  # the last block's retraining would serve no day
+            _run(defs.resolve_job_def("model_retraining"), block[-1:], 1, instance, "retrain",
+                 progress)  # fmt: skip
+    return progress
+
+
+def main(window: DemoWindow) -> Progress:
+    """Load the history, run the daily pipeline over the demo days, print the last day's
+    picks; returns what the daily runs took."""
     from dagster import DagsterInstance
 
     from quant_assets import plotting
     from quant_assets.definitions import defs
+    from resources import market_resource
 
     end, warmup, demo = window.end, window.warmup, window.demo
     instance = DagsterInstance.get()
     started = time.time()
     vendor = _vendor(demo)
+    kinds = market_resource().delivered()
     print(
         f"History load: {len(warmup)} trading days {warmup[0]} .. {warmup[-1]} "
-        "(daily bars, corporate actions, news, their factors and labels)",
+        f"(of {', '.join(k for k in kinds if k in HISTORY_KINDS)}: their factors and labels)",
         flush=True,
     )
     # one run, one step per asset for all the days (a single-run backfill)
     _run(defs.resolve_job_def("history_load"), warmup, len(warmup), instance, "history")
     print(f"Daily pipeline: {len(demo)} trading days {demo[0]} .. {demo[-1]}", flush=True)
     plotting.start_drawing()  # the daily runs draw; history runs do not
-    per_run = setting("QUANT_DEMO_DAYS_PER_RUN")
-    _run(defs.resolve_job_def("daily_pipeline"), demo, per_run, instance, "daily")
+    progress = run_daily(
+        demo, setting("QUANT_DEMO_DAYS_PER_RUN"), setting("QUANT_DEMO_RETRAIN_DAYS"), instance
+    )
 
     if vendor is not None:
         vendor.join()
@@ -226,6 +283,7 @@ def main(window: DemoWindow) -> None:
     print(f"Report:     {root / 'reports' / (end.strftime('%Y-%m-%d') + '.html')}")
     print("Dagster UI: make ui        then open http://127.0.0.1:3000")
     print("MLflow UI:  make mlflow-ui then open http://127.0.0.1:5000")
+    return progress
 
 
 def cli() -> int:

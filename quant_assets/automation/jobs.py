@@ -34,12 +34,23 @@ HISTORY_ASSETS = (
 # Families the daily run does not train (the networks by default): the zoo_training job's.
 OFF_DAILY_MODELS = tuple(f"{f}_model" for f in FAMILIES if f not in DAILY_FAMILIES)
 
+# What the daily retraining (16:00) trains: the daily families and their ensemble.
+TRAINING_ASSETS = (*(f"{f}_model" for f in DAILY_FAMILIES), "ensemble_model")
+
 daily_pipeline = define_asset_job(
     "daily_pipeline",
     selection=AssetSelection.groups(*DAILY_GROUPS) - AssetSelection.assets(*OFF_DAILY_MODELS),
     partitions_def=TRADING_DAYS,
     description="One trading day after its close: market data -> factors -> model -> "
     "predictions -> signals -> recommendations for the next trading day.",
+)
+
+daily_scoring = define_asset_job(
+    "daily_scoring",
+    selection=daily_pipeline.selection - AssetSelection.assets(*TRAINING_ASSETS),
+    partitions_def=TRADING_DAYS,
+    description="The daily pipeline scored by the champion in force, without training: the "
+    "days between two retrainings of a backfill that retrains every few days.",
 )
 
 history_load = define_asset_job(
@@ -76,7 +87,6 @@ market_ingest = define_asset_job(
 
 # The daily timeline's steps (quant_assets/automation/timeline.py); data preparation is the
 # market_ingest job. Each is requested with only the assets that are missing or stale.
-TRAINING_ASSETS = (*(f"{f}_model" for f in DAILY_FAMILIES), "ensemble_model")
 INFERENCE_ASSETS = ("predictions", "champion_live_ic")
 
 factor_calculation = define_asset_job(
