@@ -1,12 +1,17 @@
 """The audit log: a row per request in the `api_audit` table, written in batches off the
 request path.
 
-A request only appends its row to a queue in memory; a background thread writes the queue
-every `flush_s` seconds (and on shutdown). A failed write keeps the rows and is retried at the
-next flush, with a warning; when the store stays unreachable (a run holding the embedded store
-for long) and the queue passes `max_pending` rows, the rows are spilled to a JSON-lines file
-in `spill_dir` and written from there once the store answers. Without a spill folder, rows
-beyond `max_pending` are dropped with an error naming how many: never silently.
+A request only appends its row to a queue in memory; a background thread writes the rows
+queued every `flush_s` seconds (and on shutdown), those queued when the write starts: rows
+arriving meanwhile wait for the next one, so under load the store is still opened once per
+`flush_s`, not once per batch. With an embedded store the inserts run in the store agent's
+child process (`store_agent`: chDB holds the GIL while it opens and inserts, which would
+stall the event loop); with a server, in this process. A failed write keeps the rows and is
+retried at the next flush, with a warning; when the store stays unreachable (a run holding
+the embedded store for long) and the queue passes `max_pending` rows, the rows are spilled to
+a JSON-lines file in `spill_dir` and written from there once the store answers. Without a
+spill folder, rows beyond `max_pending` are dropped with an error naming how many: never
+silently.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from quant_assets.api.store import Store
 from quant_assets.api.tables import API_AUDIT
+
+if TYPE_CHECKING:
+    from quant_assets.api.store_agent import StoreAgent
 
 log = logging.getLogger(__name__)
 PARAMS_CHARS = 1000  # a row's parameters are cut to this many characters
@@ -61,8 +72,27 @@ def frame_of(rows: list[AuditRow]) -> pd.DataFrame:
     return frame[list(API_AUDIT.columns)]
 
 
+FIELDS = tuple(f.name for f in fields(AuditRow))
+
+
+def row_values(row: AuditRow) -> tuple:
+    """A row as the tuple of its fields (how it is queued and travels to the store agent)."""
+    return tuple(getattr(row, name) for name in FIELDS)
+
+
+def write_rows(store: Store, rows: Sequence[Sequence[object]]) -> int:
+    """Insert rows (each the values of an AuditRow's fields) into `api_audit`; their count."""
+    with store.client() as client:
+        store.ensure(client, API_AUDIT)
+        store.resource.insert(
+            client, f"{store.database}.api_audit", frame_of([AuditRow(*r) for r in rows])
+        )
+    return len(rows)
+
+
 class AuditLog:
-    """The queue of audit rows and the thread that writes it (see the module docstring)."""
+    """The queue of audit rows and the thread that writes it (see the module docstring);
+    through `agent` when given, else in this process."""
 
     def __init__(
         self,
@@ -71,10 +101,14 @@ class AuditLog:
         spill_dir: Path | None = None,
         max_batch: int = 20_000,
         max_pending: int = 200_000,
+        agent: StoreAgent | None = None,
     ) -> None:
-        self.store, self.flush_s, self.spill_dir = store, flush_s, spill_dir
+        self.store, self.flush_s, self.spill_dir, self.agent = store, flush_s, spill_dir, agent
         self.max_batch, self.max_pending = max_batch, max_pending
-        self._pending: deque[AuditRow] = deque()
+        # rows as plain tuples of their fields: the collector stops tracking a tuple of
+        # numbers and strings, so a queue of many thousand rows adds nothing to the full
+        # collections that would otherwise pause the event loop
+        self._pending: deque[tuple] = deque()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._stop = threading.Event()
@@ -85,7 +119,7 @@ class AuditLog:
     def record(self, row: AuditRow) -> None:
         """Queue a row (cheap: the request path calls it)."""
         with self._lock:
-            self._pending.append(row)
+            self._pending.append(row_values(row))
 
     @property
     def pending(self) -> int:
@@ -112,21 +146,20 @@ class AuditLog:
             self.flush()
 
     def flush(self) -> bool:
-        """Write the queued rows (and any spilled ones); False when the store refused."""
+        """Write the rows queued when it starts (and any spilled ones); False when the store
+        refused."""
         with self._flushing:
             try:
                 self._write_spilled()
-                while True:
+                todo = len(self._pending)  # rows queued from now on wait for the next flush
+                while todo > 0:
                     with self._lock:
-                        batch = [
-                            self._pending[i] for i in range(min(self.max_batch, len(self._pending)))
-                        ]
-                    if not batch:
-                        break
+                        batch = list(islice(self._pending, min(self.max_batch, todo)))
                     self._insert(batch)
                     with self._lock:
                         for _ in batch:
                             self._pending.popleft()
+                    todo -= len(batch)
                     self.written += len(batch)
             except Exception as exc:  # kept and retried; the API answers on regardless
                 if not self._failing:
@@ -146,10 +179,11 @@ class AuditLog:
                 self._failing = False
             return True
 
-    def _insert(self, rows: list[AuditRow]) -> None:
-        with self.store.client() as client:
-            self.store.ensure(client, API_AUDIT)
-            self.store.resource.insert(client, f"{self.store.database}.api_audit", frame_of(rows))
+    def _insert(self, rows: list[tuple]) -> None:
+        if self.agent is None:
+            write_rows(self.store, rows)
+        else:
+            self.agent.call("audit", rows=rows)
 
     def _spill(self, final: bool = False) -> None:
         with self._lock:
@@ -168,14 +202,18 @@ class AuditLog:
         path = self.spill_dir / f"audit-{time.time_ns()}.jsonl"
         with path.open("w") as out:
             for row in rows:
-                out.write(json.dumps(asdict(row)) + "\n")
+                out.write(json.dumps(dict(zip(FIELDS, row, strict=True))) + "\n")
         log.warning("%d audit rows spilled to %s until the store takes them", len(rows), path)
 
     def _write_spilled(self) -> None:
         if self.spill_dir is None or not self.spill_dir.is_dir():
             return
         for path in sorted(self.spill_dir.glob("audit-*.jsonl")):
-            rows = [AuditRow(**json.loads(line)) for line in path.read_text().splitlines() if line]
+            rows = [
+                row_values(AuditRow(**json.loads(line)))
+                for line in path.read_text().splitlines()
+                if line
+            ]
             for start in range(0, len(rows), self.max_batch):
                 self._insert(rows[start : start + self.max_batch])
             path.unlink()  # a crash between insert and unlink writes these rows twice, not never

@@ -33,11 +33,14 @@ class ApiConfig:
     cors_origins: tuple[str, ...] = ()
     # how long a request waits for the embedded store while a run holds it (then 503)
     store_wait_s: float = 30.0
-    # a key's record is re-read from ClickHouse after this long (sooner when the api_keys
-    # table's cache generation changes: a revocation through the same cache)
+    # a key's record is used from memory for at most this long: re-read off the request
+    # path every half of it, read before use when older (and at once when the api_keys
+    # table's cache generation changes: a revocation through the same cache). The bound on
+    # how long a key revoked from another process keeps working.
     key_recheck_s: float = 30.0
     # audit rows are written in batches this often: each write opens the embedded store
-    # (~0.1 s of a core), so not more often than a few times a minute
+    # (~0.1 s of a core, in the store agent's process), so not more often than a few times
+    # a minute
     audit_flush_s: float = 10.0
     audit_spill_dir: Path | None = None  # audit rows that could not be written wait here
     health_cache_s: float = 5.0

@@ -18,19 +18,27 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from quant_assets.api.store import Store
 from quant_assets.api.tables import API_KEYS
 from resources.cache import CacheResource
+
+if TYPE_CHECKING:
+    from quant_assets.api.store_agent import StoreAgent
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "qk_"
 SCOPES = ("read", "admin")
@@ -39,6 +47,11 @@ _KEY = re.compile(r"qk_(k[0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}")
 MAX_EXPIRY_DAYS = 3650
 _MEMO_MAX = 10_000
+_READ_LOCKS = 64  # concurrent misses of one key wait for one read (striped by key id)
+
+
+class NotRemembered(LookupError):
+    """The key's record must be read from the store first (`get(..., wait=False)`)."""
 
 
 @dataclass(frozen=True)
@@ -98,18 +111,35 @@ def _utc(value: object) -> datetime | None:
 class KeyStore:
     """The `api_keys` table: create, list, revoke, and look a key up for each request.
 
-    Look-ups are remembered for `recheck_s` seconds, and forgotten at once when the table's
-    cache generation moves (every change made through a KeyStore bumps it: at once in this
-    process, and across processes when the cache is on Redis). So a key revoked by the CLI
-    stops working within `recheck_s`, at once with Redis."""
+    A request uses a key's record from memory while it is younger than `recheck_s` seconds
+    and the table's cache generation has not moved since it was read (every change made
+    through a KeyStore bumps it: at once in this process, and across processes when the cache
+    is on Redis). Off the request path, a refresher thread (`start`) re-reads the records of
+    the keys used since its previous pass every `recheck_s / 2` seconds, in one read (through
+    the store `agent` when given, else in this process), so requests under way find their
+    key in memory. A record older than `recheck_s` (the refresher fell behind, a key unused
+    for a while) is read before the request goes on, once however many requests wait for it.
+    So a key revoked by the CLI in another process stops working within `recheck_s`, at once
+    through this process or with Redis."""
 
     def __init__(
-        self, store: Store, cache: CacheResource, cache_name: str, pepper: str, recheck_s: float
+        self,
+        store: Store,
+        cache: CacheResource,
+        cache_name: str,
+        pepper: str,
+        recheck_s: float,
+        agent: StoreAgent | None = None,
     ) -> None:
         self.store, self.cache, self.cache_name = store, cache, cache_name
-        self.pepper, self.recheck_s = pepper, recheck_s
+        self.pepper, self.recheck_s, self.agent = pepper, recheck_s, agent
+        # key id -> (record or None when unknown, monotonic time before its read, generation)
         self._memo: dict[str, tuple[ApiKey | None, float, int | None]] = {}
+        self._used: set[str] = set()  # ids looked up since the refresher's last pass
         self._lock = threading.Lock()
+        self._read_locks = [threading.Lock() for _ in range(_READ_LOCKS)]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def create(
         self, name: str, scope: str, expires_days: int, now: datetime | None = None
@@ -157,27 +187,97 @@ class KeyStore:
             )
         return True
 
-    def get(self, key_id: str) -> ApiKey | None:
-        """The key's record, from memory when recent and the table unchanged."""
+    def get(self, key_id: str, wait: bool = True) -> ApiKey | None:
+        """The key's record, from memory when recent and the table unchanged, else read (or,
+        with `wait=False`, NotRemembered: the caller reads it off the event loop)."""
         if not KEY_ID.fullmatch(key_id):
             return None
         generation = self.cache.generation(self.cache_name)
-        now = time.monotonic()
-        with self._lock:
-            memo = self._memo.get(key_id)
-        fresh = memo is not None and now - memo[1] < self.recheck_s
-        if fresh and generation is not None and memo[2] == generation:
+        memo = self._memo.get(key_id)
+        if self._current(memo, generation):
+            self._used.add(key_id)
             return memo[0]
-        record = self._read(key_id)
-        with self._lock:
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[key_id] = (record, now, generation)
+        if not wait:
+            raise NotRemembered(key_id)
+        with self._read_locks[zlib.crc32(key_id.encode()) % _READ_LOCKS]:
+            generation = self.cache.generation(self.cache_name)
+            memo = self._memo.get(key_id)
+            if self._current(memo, generation):  # read meanwhile by a request waiting before
+                return memo[0]
+            started = time.monotonic()
+            record = self._fetch([key_id]).get(key_id)
+            self._remember({key_id: record}, started, generation)
+            self._used.add(key_id)
         return record
 
-    def verify(self, key_id: str, secret: str) -> ApiKey | None:
-        """The usable key whose secret this is, else None (unknown, wrong, revoked, expired)."""
-        record = self.get(key_id)
+    def _current(self, memo: tuple | None, generation: int | None) -> bool:
+        return (
+            memo is not None
+            and generation is not None
+            and memo[2] == generation
+            and time.monotonic() - memo[1] < self.recheck_s
+        )
+
+    def refresh(self) -> int:
+        """Re-read the records of the keys looked up since the last refresh (one read); how
+        many."""
+        with self._lock:
+            ids, self._used = sorted(self._used), set()
+        if not ids:
+            return 0
+        generation = self.cache.generation(self.cache_name)
+        started = time.monotonic()
+        found = self._fetch(ids)
+        self._remember({i: found.get(i) for i in ids}, started, generation)
+        return len(ids)
+
+    def start(self) -> None:
+        """Start the refresher thread (see the class docstring)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="api-keys", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.recheck_s + 60)
+            self._thread = None
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.wait(self.recheck_s / 2):
+            try:
+                self.refresh()
+            except Exception as exc:  # records then age out and requests read them again
+                if not failing:
+                    log.warning("key records not refreshed (%s: %s)", type(exc).__name__, exc)
+                failing = True
+            else:
+                failing = False
+
+    def _remember(
+        self, records: dict[str, ApiKey | None], read_at: float, generation: int | None
+    ) -> None:
+        with self._lock:
+            if len(self._memo) + len(records) > _MEMO_MAX:
+                self._memo.clear()
+            for key_id, record in records.items():
+                self._memo[key_id] = (record, read_at, generation)
+
+    def _fetch(self, key_ids: list[str]) -> dict[str, ApiKey]:
+        """The stored records of `key_ids` (absent ids: unknown), through the agent if any."""
+        if self.agent is None:
+            rows = read_records(self.store, key_ids)
+        else:
+            rows = self.agent.call("keys", key_ids=key_ids)
+        records = [_record(row) for row in rows]  # type: ignore[union-attr]
+        return {r.key_id: r for r in records}
+
+    def verify(self, key_id: str, secret: str, wait: bool = True) -> ApiKey | None:
+        """The usable key whose secret this is, else None (unknown, wrong, revoked, expired);
+        `wait` as in `get`."""
+        record = self.get(key_id, wait)
         if record is None:
             return None
         expected = hash_secret(key_id, secret, self.pepper)
@@ -186,14 +286,8 @@ class KeyStore:
         return record
 
     def _read(self, key_id: str) -> ApiKey | None:
-        with self.store.client() as client:
-            self.store.ensure(client, API_KEYS)
-            frame = self.store.query(
-                client,
-                "SELECT * FROM {db}.api_keys FINAL WHERE key_id = %(id)s",
-                {"id": key_id},
-            )
-        return _record(frame.iloc[0].to_dict()) if len(frame) else None
+        rows = read_records(self.store, [key_id])
+        return _record(rows[0]) if rows else None
 
     def _write(self, record: ApiKey) -> None:
         row = {
@@ -221,6 +315,25 @@ def _record(row: dict) -> ApiKey:
         revoked=bool(row["revoked"]),
         revoked_at=_utc(row["revoked_at"]),
     )
+
+
+def read_records(store: Store, key_ids: list[str]) -> list[dict[str, object]]:
+    """The stored records of `key_ids` in their JSON form (what the store agent sends):
+    times as ISO text, never the secret (only its hash is stored)."""
+    if not key_ids:
+        return []
+    with store.client() as client:
+        store.ensure(client, API_KEYS)
+        frame = store.query(
+            client,
+            "SELECT * FROM {db}.api_keys FINAL WHERE key_id IN %(ids)s",
+            {"ids": tuple(key_ids)},
+        )
+    return [_wire(_record(row)) for row in frame.to_dict("records")]
+
+
+def _wire(record: ApiKey) -> dict[str, object]:
+    return {**record.public(), "key_hash": record.key_hash}
 
 
 def key_store_from_settings() -> KeyStore:
