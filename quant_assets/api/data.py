@@ -6,7 +6,10 @@ cache generation of every table the read touches, under the IO manager's own nam
 the next request read the new data. A small in-process memo in front of the cache spares a
 hit the frame's deserialisation; it is keyed the same way, so it is never staler than the
 cache. `answer` keeps the encoded answers too (a page of a filtered list), under the same key:
-a repeated request is then a lookup, not a filter and an encoding of the frame. Frames handed out are shared: callers filter them into new frames, never change them.
+a repeated request is then a lookup, not a filter and an encoding of the frame; `remembered`
+is that lookup alone, which never blocks when the cache is in process (the routes call it on
+the event loop and go to a thread only when it misses). Frames handed out are shared: callers
+filter them into new frames, never change them.
 
 The `read_*` functions are the reads themselves (one client, a few SELECTs, a frame); they
 return an empty frame when the table does not exist yet.
@@ -94,7 +97,7 @@ class CachedReader:
         key = self._key(tables, parts)
         if key is None:
             return render(self._frame(None, read))
-        name = f"{key}|{json.dumps(variant, sort_keys=True, default=str)}"
+        name = _answer_name(key, variant)
         with self._lock:
             body = self._answers.get(name)
             if body is not None:
@@ -107,11 +110,31 @@ class CachedReader:
                 self._answers.popitem(last=False)
         return body
 
+    def remembered(
+        self, tables: Sequence[str], parts: dict[str, object], variant: dict[str, object]
+    ) -> bytes | None:
+        """The answer `answer` keeps for these arguments, if it holds one at the tables'
+        current generations; None otherwise. Blocks on nothing unless the cache is on Redis
+        (a generation to ask for)."""
+        key = self._key(tables, parts)
+        if key is None:
+            return None
+        name = _answer_name(key, variant)
+        with self._lock:
+            body = self._answers.get(name)
+            if body is not None:
+                self._answers.move_to_end(name)
+            return body
+
     def _remember(self, key: str, frame: pd.DataFrame) -> None:
         with self._lock:
             self._memo[key] = frame
             while len(self._memo) > MEMO_ENTRIES:
                 self._memo.popitem(last=False)
+
+
+def _answer_name(key: str, variant: dict[str, object]) -> str:
+    return f"{key}|{json.dumps(variant, sort_keys=True, default=str)}"
 
 
 def _exists(store: Store, client: Client, *tables: str) -> bool:

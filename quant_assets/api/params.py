@@ -78,8 +78,9 @@ def _query_names(dependant: object) -> set[str]:
     return names
 
 
-def reject_unknown_params(request: Request) -> None:
-    """422 for a query parameter the route does not declare, or one given more than once."""
+async def reject_unknown_params(request: Request) -> None:
+    """422 for a query parameter the route does not declare, or one given more than once
+    (async: it only looks at the request, so it runs on the event loop, not in a thread)."""
     route = request.scope.get("route")
     known = getattr(route, KNOWN_ATTR, None)
     if known is None:

@@ -1,17 +1,22 @@
 """The platform's data: recommendations, the paper book's positions and P&L, the active factors,
-the performance figures and the day's report. All need the `read` scope."""
+the performance figures and the day's report. All need the `read` scope.
+
+The JSON routes are async: an answer kept in memory is returned on the event loop (`_answer`),
+and only a miss, which may read ClickHouse, goes to the thread pool."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from quant_assets.api.auth import require_read
-from quant_assets.api.data import read_day, read_factors, read_performance, read_pnl
+from quant_assets.api.data import Read, read_day, read_factors, read_performance, read_pnl
 from quant_assets.api.params import (
     Day,
     Industry,
@@ -42,12 +47,29 @@ def _services(request: Request):
     return request.app.state.services
 
 
+async def _answer(
+    request: Request,
+    tables: list[str],
+    parts: dict[str, object],
+    read: Read,
+    variant: dict[str, object],
+    render: Callable[[pd.DataFrame], bytes],
+) -> Response:
+    """`CachedReader.answer` as a response: from memory on the event loop when the cache is in
+    process and holds it, else computed in the thread pool."""
+    s = _services(request)
+    body = s.reader.remembered(tables, parts, variant) if s.inline else None
+    if body is None:
+        body = await run_in_threadpool(s.reader.answer, tables, parts, read, variant, render)
+    return json_answer(body)
+
+
 def _not_found(what: str, day: str | None) -> HTTPException:
     return HTTPException(404, f"no {what} for {day}" if day else f"no {what} stored yet")
 
 
 @router.get("/recommendations", tags=["recommendations"])
-def recommendations(
+async def recommendations(
     request: Request,
     date: Day = None,
     symbol: Symbol = None,
@@ -70,19 +92,18 @@ def recommendations(
             frame = frame[frame["industry"] == industry]
         return paged_body(frame, page, page_size, date=day, for_date=for_day)
 
-    return json_answer(
-        s.reader.answer(
-            ["recommendations"],
-            {"q": "recommendations", "date": date},
-            read_day(s.store, "recommendations", date, RECOMMENDATION_COLUMNS),
-            {"symbol": symbol, "industry": industry, "page": page, "page_size": page_size},
-            render,
-        )
+    return await _answer(
+        request,
+        ["recommendations"],
+        {"q": "recommendations", "date": date},
+        read_day(s.store, "recommendations", date, RECOMMENDATION_COLUMNS),
+        {"symbol": symbol, "industry": industry, "page": page, "page_size": page_size},
+        render,
     )
 
 
 @router.get("/positions", tags=["paper book"])
-def positions(
+async def positions(
     request: Request, date: Day = None, page: Page = 1, page_size: PageSize = 50
 ) -> Response:
     """The paper book at the day's close (default: the newest day): each position's shares,
@@ -104,20 +125,19 @@ def positions(
             equity=_number(total.get("equity")),
         )
 
-    return json_answer(
-        s.reader.answer(
-            ["paper_book"],
-            {"q": "positions", "date": date},
-            read_day(
-                s.store,
-                "paper_book",
-                date,
-                "toString(date) AS date, kind, symbol, shares, price, value, weight",
-                "kind IN ('position', 'cash', 'equity')",
-            ),
-            {"page": page, "page_size": page_size},
-            render,
-        )
+    return await _answer(
+        request,
+        ["paper_book"],
+        {"q": "positions", "date": date},
+        read_day(
+            s.store,
+            "paper_book",
+            date,
+            "toString(date) AS date, kind, symbol, shares, price, value, weight",
+            "kind IN ('position', 'cash', 'equity')",
+        ),
+        {"page": page, "page_size": page_size},
+        render,
     )
 
 
@@ -126,7 +146,7 @@ def _number(value: object) -> float | None:
 
 
 @router.get("/pnl", tags=["paper book"])
-def pnl(
+async def pnl(
     request: Request,
     start: Day = None,
     end: Day = None,
@@ -139,19 +159,18 @@ def pnl(
     if start and end and start > end:
         raise refuse("start", "start is after end")
     s = _services(request)
-    return json_answer(
-        s.reader.answer(
-            ["paper_book"],
-            {"q": "pnl", "start": start, "end": end},
-            read_pnl(s.store, start, end),
-            {"page": page, "page_size": page_size},
-            lambda frame: paged_body(frame, page, page_size, start=start, end=end),
-        )
+    return await _answer(
+        request,
+        ["paper_book"],
+        {"q": "pnl", "start": start, "end": end},
+        read_pnl(s.store, start, end),
+        {"page": page, "page_size": page_size},
+        lambda frame: paged_body(frame, page, page_size, start=start, end=end),
     )
 
 
 @router.get("/factors", tags=["factors"])
-def factors(
+async def factors(
     request: Request,
     date: Day = None,
     origin: Literal["traditional", "ai"] | None = None,
@@ -177,19 +196,18 @@ def factors(
         order = frame["rank_ic_mean"].abs().sort_values(ascending=False, kind="stable").index
         return paged_body(frame.loc[order], page, page_size, date=day)
 
-    return json_answer(
-        s.reader.answer(
-            ["active_factors", "factor_screening", "ai_factors"],
-            {"q": "factors", "date": date},
-            read_factors(s.store, date),
-            {"origin": origin, "page": page, "page_size": page_size},
-            render,
-        )
+    return await _answer(
+        request,
+        ["active_factors", "factor_screening", "ai_factors"],
+        {"q": "factors", "date": date},
+        read_factors(s.store, date),
+        {"origin": origin, "page": page, "page_size": page_size},
+        render,
     )
 
 
 @router.get("/performance", tags=["performance"])
-def performance(request: Request, date: Day = None) -> Response:
+async def performance(request: Request, date: Day = None) -> Response:
     """The performance report's key figures of the day (default: the newest), after costs, as
     `performance_summary` names them, and the link to the day's report page."""
     s = _services(request)
@@ -203,14 +221,13 @@ def performance(request: Request, date: Day = None) -> Response:
         link = f"/v1/performance/report?date={day}" if page else None
         return encoded({"date": day, "figures": figures, "report": link})
 
-    return json_answer(
-        s.reader.answer(
-            ["performance"],
-            {"q": "performance", "date": date},
-            read_performance(s.store, date),
-            {},
-            render,
-        )
+    return await _answer(
+        request,
+        ["performance"],
+        {"q": "performance", "date": date},
+        read_performance(s.store, date),
+        {},
+        render,
     )
 
 
