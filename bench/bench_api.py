@@ -9,7 +9,8 @@ one thread, so the server keeps the cores), which reports requests per second an
 percentiles. Target (issue 16): at least 1,000 requests per second with p99 under 50 ms on 2
 cores from the cache; the same run without the cache (`QUANT_API_READ_CACHE=false`: every
 answer read from ClickHouse, the embedded engine opened for each) is printed next to it.
-Not part of pytest.
+The load average before each measurement is printed too: wrk and the server share the cores
+with whatever else runs. Not part of pytest.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main() -> None:
           f"{args.seconds} s; uvicorn {args.workers} workers; GET /v1/recommendations")  # fmt: skip
     results = {}
     for label, cached in (("from the cache", "true"), ("without the cache", "false")):
+        # other work on the machine shares the cores: its load is part of the result
+        print("  load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         proc, url = _serve({**base, "QUANT_API_READ_CACHE": cached}, args.workers)
         try:
             for _ in range(50 * args.workers):  # every worker's first reads fill its memos
