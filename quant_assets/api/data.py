@@ -98,11 +98,9 @@ class CachedReader:
         if key is None:
             return render(self._frame(None, read))
         name = _answer_name(key, variant)
-        with self._lock:
-            body = self._answers.get(name)
-            if body is not None:
-                self._answers.move_to_end(name)
-                return body
+        body = self._recall(name)
+        if body is not None:
+            return body
         body = render(self._frame(key, read))
         with self._lock:
             self._answers[name] = body
@@ -119,7 +117,10 @@ class CachedReader:
         key = self._key(tables, parts)
         if key is None:
             return None
-        name = _answer_name(key, variant)
+        return self._recall(_answer_name(key, variant))
+
+    def _recall(self, name: str) -> bytes | None:
+        """A kept answer by its name, marked as the most recently used; None if not kept."""
         with self._lock:
             body = self._answers.get(name)
             if body is not None:

@@ -58,25 +58,15 @@ def bars_only(tmp_path_factory):
             ),
         )
         instance = DagsterInstance.ephemeral()
+
+        def run(job, day: str, run_config=None):
+            return materialize(ALL_ASSETS, selection=job.selection, partition_key=day,
+                               resources=resources, instance=instance, run_config=run_config,
+                               raise_on_error=False)  # fmt: skip
+
         for day in WARMUP.strftime("%Y-%m-%d"):
-            result = materialize(
-                ALL_ASSETS,
-                selection=history_load.selection,
-                partition_key=day,
-                resources=resources,
-                instance=instance,
-                raise_on_error=False,
-            )
-            assert result.success, day
-        daily = materialize(
-            ALL_ASSETS,
-            selection=daily_pipeline.selection,
-            partition_key=DAY,
-            resources=resources,
-            instance=instance,
-            run_config=RUN_CONFIG,
-            raise_on_error=False,
-        )
+            assert run(history_load, day).success, day
+        daily = run(daily_pipeline, DAY, RUN_CONFIG)
         yield {"root": root, "resources": resources, "result": daily}
 
 
