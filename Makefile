@@ -66,7 +66,7 @@ api: install  ## the API and the dashboard on http://127.0.0.1:8000 (/docs off; 
 # NAME=pm-desk SCOPE=read|admin DAYS=90: the key is printed once (keep it; only its hash is stored)
 api-key: install  ## create an API key: make api-key NAME=pm-desk [SCOPE=read] [DAYS=90]
 	@test -n "$(NAME)" || { echo "make api-key: say who it is for, NAME=..." >&2; exit 1; }
-	$(BIN)/python -m quant_assets.api.keys create --name "$(NAME)" --scope $(or $(SCOPE),read) --expires-days $(or $(DAYS),90)
+	$(BIN)/python -m quant_assets.api.keys_cli create --name "$(NAME)" --scope $(or $(SCOPE),read) --expires-days $(or $(DAYS),90)
 
 # Qlib, in a venv of its own, is the reference the Alpha158 parity tests compare against.
 QLIB_VENV := .venv-qlib

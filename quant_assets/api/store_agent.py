@@ -15,22 +15,19 @@ in order, one at a time (the embedded store is used by one thread at a time anyw
 child ignores SIGINT and SIGTERM: the API process, which receives them too, writes its last
 audit rows through it on shutdown and then closes its stdin, which ends it (so does the API
 process dying). A child that does not answer within `timeout_s` is killed, the call fails
-(the caller keeps its rows or answers 503), and the next call starts a new child.
+(the caller keeps its rows or answers 503), and the next call starts a new child. The
+child's side is `store_agent_child`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import select
-import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from typing import IO
 
-from quant_assets.api.store import Store, StoreBusy
+from quant_assets.api.store import StoreBusy
 
 
 class AgentError(RuntimeError):
@@ -96,7 +93,7 @@ class StoreAgent:
             return self._proc
         self._kill()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "quant_assets.api.store_agent"],
+            [sys.executable, "-m", "quant_assets.api.store_agent_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -128,7 +125,8 @@ class StoreAgent:
                     pipe.close()
 
 
-def _dumps(value: object) -> bytes:
+def encode(value: object) -> bytes:
+    """`value` as compact JSON bytes (dates and other objects as their text)."""
     return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
@@ -138,47 +136,6 @@ def _request_line(op: str, args: dict[str, object]) -> bytes:
     one holding the GIL."""
     encoded = []
     for name, value in args.items():
-        body = b"[" + b",".join(map(_dumps, value)) + b"]" if isinstance(value, list) else None
-        encoded.append(_dumps(name) + b":" + (body or _dumps(value)))
-    return b'{"op":' + _dumps(op) + b',"args":{' + b",".join(encoded) + b"}}\n"
-
-
-def _operations() -> dict[str, Callable[..., object]]:
-    """What the child does, by name: the same functions the API runs in process when its store
-    is a server."""
-    from quant_assets.api.audit import write_rows
-    from quant_assets.api.keys import read_records
-
-    return {"audit": write_rows, "keys": read_records}
-
-
-def serve(store: Store, requests: IO[bytes], answers: IO[bytes]) -> None:
-    """Answer each request line until the input ends."""
-    operations = _operations()
-    for line in requests:
-        try:
-            request = json.loads(line)
-            value = operations[request["op"]](store, **request["args"])
-            answer = {"ok": True, "value": value}
-        except Exception as exc:  # reported to the caller, who keeps its rows or answers 503
-            answer = {"ok": False, "type": type(exc).__name__, "error": str(exc)[:500]}
-        answers.write(_dumps(answer) + b"\n")
-        answers.flush()
-
-
-def main() -> None:
-    """The child: answers on a private copy of stdout, anything else printed goes to stderr."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    requests = sys.stdin.buffer
-    config = json.loads(requests.readline() or b"{}")
-    if not config:
-        return
-    serve(Store(config["dsn"], config["database"], float(config["wait_s"])), requests, answers)
-
-
-if __name__ == "__main__":
-    main()
+        body = b"[" + b",".join(map(encode, value)) + b"]" if isinstance(value, list) else None
+        encoded.append(encode(name) + b":" + (body or encode(value)))
+    return b'{"op":' + encode(op) + b',"args":{' + b",".join(encoded) + b"}}\n"

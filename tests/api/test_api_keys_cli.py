@@ -1,4 +1,4 @@
-"""The key command line, run for real (`python -m quant_assets.api.keys` in a subprocess): it
+"""The key command line, run for real (`python -m quant_assets.api.keys_cli` in a subprocess): it
 prints a new key once, lists keys without secrets, revokes; the API honours both."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "quant_assets.api.keys", *args],
+        [sys.executable, "-m", "quant_assets.api.keys_cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
