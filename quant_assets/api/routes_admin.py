@@ -12,6 +12,7 @@ from quant_assets.api.auth import audit_context, require_admin
 from quant_assets.api.keys import MAX_EXPIRY_DAYS, NAME
 from quant_assets.api.params import Moment, Page, PageSize, reject_unknown_params
 from quant_assets.api.responses import paged
+from quant_assets.api.schemas import AuditPage, CreatedKey, KeysPage, RevokedKey
 from quant_assets.api.tables import API_AUDIT
 
 router = APIRouter(
@@ -31,7 +32,9 @@ class NewKey(BaseModel):
     expires_days: int = Field(default=90, ge=1, le=MAX_EXPIRY_DAYS)
 
 
-@router.get("/audit")
+@router.get(
+    "/audit", responses={200: {"model": AuditPage, "description": "a page of the audit log"}}
+)
 def audit(
     request: Request,
     since: Moment = None,
@@ -70,7 +73,7 @@ def audit(
     return paged(frame, page, page_size)
 
 
-@router.get("/keys")
+@router.get("/keys", responses={200: {"model": KeysPage, "description": "a page of the keys"}})
 def list_keys(request: Request, page: Page = 1, page_size: PageSize = 100) -> JSONResponse:
     """Every key: id, name, scope, creation, expiry, revocation (never a secret or hash)."""
     import pandas as pd
@@ -79,7 +82,11 @@ def list_keys(request: Request, page: Page = 1, page_size: PageSize = 100) -> JS
     return paged(pd.DataFrame([k.public() for k in keys]), page, page_size)
 
 
-@router.post("/keys", status_code=201)
+@router.post(
+    "/keys",
+    status_code=201,
+    responses={201: {"model": CreatedKey, "description": "the new key (shown once)"}},
+)
 def create_key(request: Request, body: NewKey) -> JSONResponse:
     """A new key. Its `key` is in this answer only: it is stored hashed."""
     record, key = request.app.state.services.keys.create(body.name, body.scope, body.expires_days)
@@ -89,7 +96,10 @@ def create_key(request: Request, body: NewKey) -> JSONResponse:
     )
 
 
-@router.delete("/keys/{key_id}")
+@router.delete(
+    "/keys/{key_id}",
+    responses={200: {"model": RevokedKey, "description": "the key is revoked"}},
+)
 def revoke_key(request: Request, key_id: KeyId) -> JSONResponse:
     """Revoke a key: it and the tokens issued to it stop working."""
     if not request.app.state.services.keys.revoke(key_id):

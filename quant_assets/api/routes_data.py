@@ -27,6 +27,13 @@ from quant_assets.api.params import (
     reject_unknown_params,
 )
 from quant_assets.api.responses import encoded, json_answer, paged_body, records
+from quant_assets.api.schemas import (
+    FactorsPage,
+    Performance,
+    PnlPage,
+    PositionsPage,
+    RecommendationsPage,
+)
 
 router = APIRouter(
     prefix="/v1",
@@ -68,7 +75,11 @@ def _not_found(what: str, day: str | None) -> HTTPException:
     return HTTPException(404, f"no {what} for {day}" if day else f"no {what} stored yet")
 
 
-@router.get("/recommendations", tags=["recommendations"])
+@router.get(
+    "/recommendations",
+    tags=["recommendations"],
+    responses={200: {"model": RecommendationsPage, "description": "a page of the recommendations"}},
+)
 async def recommendations(
     request: Request,
     date: Day = None,
@@ -102,7 +113,11 @@ async def recommendations(
     )
 
 
-@router.get("/positions", tags=["paper book"])
+@router.get(
+    "/positions",
+    tags=["paper book"],
+    responses={200: {"model": PositionsPage, "description": "a page of the positions"}},
+)
 async def positions(
     request: Request, date: Day = None, page: Page = 1, page_size: PageSize = 50
 ) -> Response:
@@ -145,7 +160,11 @@ def _number(value: object) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-@router.get("/pnl", tags=["paper book"])
+@router.get(
+    "/pnl",
+    tags=["paper book"],
+    responses={200: {"model": PnlPage, "description": "a page of the daily series"}},
+)
 async def pnl(
     request: Request,
     start: Day = None,
@@ -169,7 +188,11 @@ async def pnl(
     )
 
 
-@router.get("/factors", tags=["factors"])
+@router.get(
+    "/factors",
+    tags=["factors"],
+    responses={200: {"model": FactorsPage, "description": "a page of the active factors"}},
+)
 async def factors(
     request: Request,
     date: Day = None,
@@ -206,7 +229,11 @@ async def factors(
     )
 
 
-@router.get("/performance", tags=["performance"])
+@router.get(
+    "/performance",
+    tags=["performance"],
+    responses={200: {"model": Performance, "description": "the day's figures"}},
+)
 async def performance(request: Request, date: Day = None) -> Response:
     """The performance report's key figures of the day (default: the newest), after costs, as
     `performance_summary` names them, and the link to the day's report page."""
@@ -239,7 +266,17 @@ def _report_page(folder: Path | None, day: str) -> Path | None:
     return page if page.is_file() else None
 
 
-@router.get("/performance/report", tags=["performance"], response_class=FileResponse)
+@router.get(
+    "/performance/report",
+    tags=["performance"],
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the report page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def performance_report(request: Request, date: Day = None) -> FileResponse:
     """The day's performance page (HTML, plots embedded; default: the newest day with
     figures)."""

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from quant_assets.api import tokens
 from quant_assets.api.auth import UNAUTHORIZED, audit_context, limit_anonymous
 from quant_assets.api.keys import KEY_ID, parse_key
+from quant_assets.api.schemas import AccessToken
 
 router = APIRouter(tags=["authentication"])
 MAX_BODY = 4096
@@ -64,7 +65,7 @@ def _basic(header: str | None) -> tuple[str, str] | None:
         }
     },
     responses={
-        200: {"description": "an access token"},
+        200: {"model": AccessToken, "description": "an access token"},
         400: {"description": "invalid_request, unsupported_grant_type or invalid_scope"},
         401: {"description": "invalid_client"},
         429: {"description": "rate limited"},
