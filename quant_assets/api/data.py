@@ -194,6 +194,8 @@ def read_factors(store: Store, day: str | None) -> Read:
                 {"d": on},
             )
             active = active.merge(screening, on="factor", how="left")
+            # a factor without a screening row makes the join's column float: keep it a count
+            active["n_days"] = active["n_days"].astype("Int64")
         if _exists(store, client, "ai_factors"):
             ai = store.query(
                 client,
