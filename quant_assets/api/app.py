@@ -100,7 +100,7 @@ def build_services(config: ApiConfig) -> Services:
         reader=CachedReader(store, cache, cache_name, enabled=config.read_cache),
         limiter=limiter,
         audit=AuditLog(store, config.audit_flush_s, config.audit_spill_dir, agent=agent),
-        health=HealthReader(config.dagster_home, config.health_cache_s),
+        health=HealthReader(config.dagster_home, config.health_cache_s, config.market_kinds),
         models=ModelBoard(config.mlflow_tracking_uri, config.models_cache_s),
         registry=registry,
         metrics=ApiRequestMetrics(registry),

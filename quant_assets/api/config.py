@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources.market import KINDS
+
 DEFAULT_RATE_LIMIT = 600  # requests per minute per key (or client address) and route
 DEFAULT_TOKEN_TTL_S = 15 * 60
 
@@ -47,6 +49,8 @@ class ApiConfig:
     models_cache_s: float = 30.0
     docs: bool = False  # Swagger UI at /docs (loads its scripts from a CDN: off by default)
     read_cache: bool = True  # False: every answer read from ClickHouse (to measure, to debug)
+    # the kinds of data the market delivers (QUANT_MARKET_KINDS), shown with the run health
+    market_kinds: tuple[str, ...] = KINDS
 
     def __post_init__(self) -> None:
         if not 60 <= self.token_ttl_s <= 86_400:
@@ -60,6 +64,7 @@ class ApiConfig:
 def config_from_settings() -> ApiConfig:
     """The configuration of this deployment: the project's settings for the stores (as the
     pipeline sees them), the `QUANT_API_*` variables for the API's own knobs."""
+    from resources.market import parse_kinds
     from resources.settings import data_dir, setting
 
     home = os.environ.get("DAGSTER_HOME", "").strip()
@@ -82,5 +87,6 @@ def config_from_settings() -> ApiConfig:
         dagster_home=Path(home) if home else None,
         reports_dir=data_dir() / "reports",
         audit_spill_dir=data_dir() / "api_audit_spill",
+        market_kinds=parse_kinds(setting("QUANT_MARKET_KINDS")),
         **kwargs,
     )

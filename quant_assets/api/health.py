@@ -1,15 +1,20 @@
 """Run health from the Dagster instance: each job's last run and the latest evaluation of each
-asset check. Never ClickHouse: a run holds the embedded store, and the instance already
-records all of this (the metrics endpoint reads it the same way)."""
+asset check, with the inputs the market delivers (a bars-only market's skipped stages). Never
+ClickHouse: a run holds the embedded store, and the instance already records all of this (the
+metrics endpoint reads it the same way)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterInstance
+
+from quant_assets.market.sources.delivery import skipped_stages
+from resources.market import KINDS
 
 RECENT_RUNS = 200  # the jobs shown are those among the latest runs
 
@@ -21,8 +26,11 @@ def _iso(seconds: float | None) -> str | None:
 class HealthReader:
     """The health document, read at most every `cache_s` seconds."""
 
-    def __init__(self, dagster_home: Path | None, cache_s: float) -> None:
+    def __init__(
+        self, dagster_home: Path | None, cache_s: float, market_kinds: Sequence[str] = KINDS
+    ) -> None:
         self.dagster_home, self.cache_s = dagster_home, cache_s
+        self.market_kinds = tuple(market_kinds)
         self._instance: DagsterInstance | None = None
         self._reader = None
         self._last: tuple[float, dict] | None = None
@@ -81,6 +89,10 @@ class HealthReader:
                 "jobs": jobs,
                 "checks": checks,
                 "failing_checks": sum(not c["passed"] for c in checks),
+                "market_inputs": {
+                    "delivered": list(self.market_kinds),
+                    "skipped": skipped_stages(self.market_kinds),
+                },
             }
             self._last = (time.monotonic(), doc)
             return doc

@@ -253,6 +253,18 @@ class CheckHealth(Body):
     evaluated_at: str = Field(description="when it was evaluated, ISO 8601 in UTC")
 
 
+class MarketInputs(Body):
+    """What the market delivers (QUANT_MARKET_KINDS) and what its days go without."""
+
+    delivered: list[str] = Field(
+        description="the kinds of data the market delivers: bars, trades, order_book, news, "
+        "corporate_actions"
+    )
+    skipped: dict[str, str] = Field(
+        description="each kind it does not deliver -> the stages skipped without it"
+    )
+
+
 class Health(Body):
     """The Dagster instance's view of the pipeline's runs and checks."""
 
@@ -263,6 +275,7 @@ class Health(Body):
     jobs: list[JobHealth] = Field(description="each job's last run, jobs by name")
     checks: list[CheckHealth] = Field(description="each check's latest evaluation")
     failing_checks: int = Field(description="how many of `checks` did not pass", ge=0)
+    market_inputs: MarketInputs = Field(description="the inputs the market's days have")
 
 
 # -- /v1/admin ----------------------------------------------------------------------------------

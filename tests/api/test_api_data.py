@@ -173,6 +173,22 @@ def test_health_from_the_dagster_instance(api):
     assert checks["prices_positive"]["passed"] is True
     assert checks["prices_fresh"]["passed"] is False
     assert checks["prices_fresh"]["severity"] == "WARN" and doc["failing_checks"] == 1
+    # the default market delivers every kind: nothing skipped
+    assert doc["market_inputs"] == {
+        "delivered": ["bars", "trades", "order_book", "news", "corporate_actions"],
+        "skipped": {},
+    }
+
+
+def test_health_says_what_a_bars_only_market_skips(built):
+    app = create_app(api_config(built, market_kinds=("bars",)))
+    with TestClient(app) as client:
+        key = app.state.services.keys.create("bars-only", "read", 1)[1]
+        doc = client.get("/v1/health", headers={"X-API-Key": key}).json()
+    inputs = doc["market_inputs"]
+    assert inputs["delivered"] == ["bars"]
+    assert set(inputs["skipped"]) == {"trades", "order_book", "news", "corporate_actions"}
+    assert inputs["skipped"]["news"] == "news analysis, news factors"
 
 
 def test_a_second_call_is_served_from_the_cache(api):

@@ -179,8 +179,12 @@ def test_dashboard_in_chromium(service: dict, tmp_path: Path) -> None:
             assert champion.count() == 1
             assert page.locator("#model-table tbody tr").count() == 2
 
-            # Run health: the failed run in red.
+            # Run health: the failed run in red, and the inputs the market's days have.
             assert page.locator("#run-table tbody tr.failed").count() >= 1
+            assert page.locator("#market-inputs").inner_text() == (
+                "Inputs of each day: bars, trades, order book, news, corporate actions. "
+                "Every kind is delivered."
+            )
 
             # The full report, fetched with the token and saved as a file.
             with page.expect_download() as download:

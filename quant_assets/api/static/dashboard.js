@@ -572,6 +572,12 @@
     const statusCell = (k, v, r) => (/^(status|state|outcome|passed|success)$/.test(k) && v != null ? badge(format(k, v), failed(r) ? "bad" : "ok") : null);
     renderTable($("run-table"), runs, { preferred: ["job", "job_name", "status", "partition", "start", "start_time", "end", "end_time", "run_id"], rowClass: (r) => (failed(r) ? "failed" : ""), cell: statusCell, empty: "No runs recorded." });
     renderTable($("check-table"), checks, { preferred: ["check", "check_name", "name", "asset", "asset_key", "passed", "severity", "partition", "description", "timestamp"], rowClass: (r) => (failed(r) ? "failed" : ""), cell: statusCell, empty: "No check evaluations recorded." });
+    // which inputs the market's days have (a bars-only market skips the intraday and news stages)
+    const inputs = body.market_inputs;
+    if (inputs) {
+      const skipped = Object.entries(inputs.skipped || {}).map(([kind, stages]) => `${kind.replace("_", " ")} (${stages})`);
+      $("market-inputs").textContent = `Inputs of each day: ${inputs.delivered.join(", ").replaceAll("_", " ")}` + (skipped.length ? `. Not delivered by this market, so skipped: ${skipped.join("; ")}.` : ". Every kind is delivered.");
+    }
     const bad = runs.filter(failed).length + checks.filter(failed).length;
     const summary = $("health-summary");
     summary.textContent = bad ? `${bad} failed` : runs.length || checks.length ? "all passed" : "";

@@ -98,12 +98,17 @@ STAGES_OF_KIND = {
 }
 
 
+def skipped_stages(kinds: Sequence[str]) -> dict[str, str]:
+    """Kind -> the stages skipped without it, for each kind a market delivering `kinds` lacks."""
+    return {kind: stages for kind, stages in STAGES_OF_KIND.items() if kind not in kinds}
+
+
 def inputs_note(market: MarketDataResource) -> str | None:
     """One sentence saying which inputs the market's days have and what was skipped for the
     kinds it does not deliver; None when it delivers every kind."""
-    absent = [kind for kind in STAGES_OF_KIND if not market.delivers(kind)]
+    absent = skipped_stages(market.delivered())
     if not absent:
         return None
-    skipped = "; ".join(f"{kind.replace('_', ' ')}: {STAGES_OF_KIND[kind]}" for kind in absent)
+    skipped = "; ".join(f"{kind.replace('_', ' ')}: {stages}" for kind, stages in absent.items())
     have = ", ".join(kind.replace("_", " ") for kind in market.delivered())
     return f"Inputs of the day: {have}. Not delivered by this market, so skipped ({skipped})."
