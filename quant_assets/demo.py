@@ -230,7 +230,7 @@ def main(window: DemoWindow) -> Progress:
     kinds = market_resource().delivered()
     print(
         f"History load: {len(warmup)} trading days {warmup[0]} .. {warmup[-1]} "
-        f"(of {', '.join(k for k in kinds if k in HISTORY_KINDS)}: their factors and labels)",
+        f"(of {', '.join(k.replace('_', ' ') for k in kinds if k in HISTORY_KINDS)}: their factors and labels)",
         flush=True,
     )
     # one run, one step per asset for all the days (a single-run backfill)
