@@ -147,10 +147,12 @@ def _run(
     instance: DagsterInstance,
     label: str,
     progress: Progress | None = None,
+    advances: bool = True,
 ) -> None:
     """`job` over `days` in runs of `per_run` days (a partition range each: every asset one
     step that computes the days in order), one progress line a run. With `progress`, the
-    days count towards it (several jobs over one demo's days); without, towards `days`."""
+    days count towards it (several jobs over one demo's days); without, towards `days`. A
+    job that does not advance (a retraining of a day already counted) adds no days."""
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
@@ -176,7 +178,7 @@ def _run(
                 "(make ui)"
             )
         progress.runs.setdefault(label, []).append((len(chunk), time.monotonic() - t0))
-        progress.done += len(chunk) if label != "retrain" else 0
+        progress.done += len(chunk) if advances else 0
         done, total = progress.done, progress.total
         elapsed = time.monotonic() - progress.started
         eta = elapsed / max(done, 1) * (total - done)
@@ -210,7 +212,7 @@ def run_daily(
         _run(defs.resolve_job_def("daily_scoring"), block, per_run, instance, "scored", progress)
         if i + retrain_every < len(days):  # the last block's retraining would serve no day
             _run(defs.resolve_job_def("model_retraining"), block[-1:], 1, instance, "retrain",
-                 progress)  # fmt: skip
+                 progress, advances=False)  # fmt: skip
     return progress
 
 
