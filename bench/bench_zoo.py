@@ -3,14 +3,19 @@
     .venv/bin/python bench/bench_zoo.py [--market sim|csi300|both] [--members lgbm,xgb,...]
 
 Each family of the zoo is fitted once per market on Alpha158 (train, then early stopping on
-the first part of valid), and scored on the rest of valid (the "report" days early stopping
+the first part of valid), each in a process of its own, and scored on the rest of valid (the "report" days early stopping
 never saw) and on test. The ensembles are built from those fitted members: the weighted
-average and the regime ensemble weigh them on the early-stopping days (prefit members); the
-stacking ensemble refits its members on purged out-of-fold windows (the trees only, by
-default: its networks would cost three fits more each). Printed per model: valid and test
-IC, rank IC, rank ICIR and the mean daily top-50 excess return over the equal-weight
-universe (before costs), fit seconds (and seconds per epoch for the networks), the RSS rise
-of the fit; then whether each ensemble beats its best member on validation, and on test.
+average, the regime ensemble and stacking (a non-negative ridge on the members' validation
+scores) weigh them on the early-stopping days ("weights' days"); `--oof-stacking` adds the
+classic stacking, its members refitted on purged out-of-fold training windows (the trees
+only, by default: each network would cost three fits more). Besides the weights' days
+themselves, where a fitted weighting shows only that it fits, each ensemble is scored there
+cross-fitted (each fifth of those days with weights fitted on the other fifths, purged):
+the honest validation figure next to the members' own on the same days. Printed per model:
+valid and test IC, rank IC, rank ICIR and the mean daily top-50 excess return over the
+equal-weight universe (before costs), fit seconds (and seconds per epoch for the networks),
+the RSS rise of the fit; then whether each ensemble beats its best member on validation
+(fitted, cross-fitted, report days) and on test.
 Figures go to .data/bench/zoo_<market>.json, a bar chart to .data/bench/zoo_<market>.png.
 Not part of pytest.
 """
@@ -21,8 +26,11 @@ import argparse
 import json
 import logging
 import os
+import pickle
 import resource
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -122,7 +130,11 @@ def csi300_bars() -> tuple[pd.DataFrame, Segments] | None:
 
 def figures(model, frames, which: str) -> dict[str, float]:
     """score_report of the model on the report days ("valid"), the early-stopping days the
-    ensembles' weights come from ("weights"), or the test days."""
+    ensembles' weights come from ("weights"; "cross" for an ensemble's cross-fitted scores
+    there), or the test days."""
+    if which == "cross":
+        scores = model.cross_fitted(*frames.valid)
+        return score_report(scores, frames.raw_label.reindex(scores.index), TOP)
     X, target = {"valid": frames.report, "weights": frames.valid}.get(which, frames.test)
     own = target.notna() if which != "test" else X.index.get_level_values("date") >= frames.days[
         "test"][0]  # fmt: skip
@@ -131,7 +143,7 @@ def figures(model, frames, which: str) -> dict[str, float]:
 
 
 def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
-               stack_members: list[str]) -> dict:  # fmt: skip
+               stack_members: list[str] | None, reuse: bool = False) -> dict:  # fmt: skip
     print(f"\n== {name}: {bars['symbol'].nunique()} symbols, {bars['date'].nunique()} days; "
           f"train {seg.train[0].date()}..{seg.train[1].date()}, valid "
           f"{seg.valid[0].date()}..{seg.valid[1].date()}, test {seg.test[0].date()}..{seg.test[1].date()}")  # fmt: skip
@@ -141,46 +153,44 @@ def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
     print(f"features {time.perf_counter() - t0:.1f} s: {panel.shape}")
     results: dict[str, dict] = {}
     fitted = {}
-    for family in members:
-        estimator = make_processed(family, seed=0, **({"progress": True} if family in
-                                                     ("cnn", "lstm", "transformer") else {}))  # fmt: skip
-        frames, _, _ = prepare_frames(panel, label, seg, estimator)
-        with RssPeak() as rss:
-            t = time.perf_counter()
-            fit = fit_frames(estimator, frames)
-            seconds = time.perf_counter() - t
-        epochs = len(next(iter(fit.model.curves_.values()), [])) if family in (
-            "cnn", "lstm", "transformer") else 0  # fmt: skip
-        results[family] = {
-            "weights_days": figures(fit.model, frames, "weights"),
-            "valid": figures(fit.model, frames, "valid"),
-            "test": figures(fit.model, frames, "test"),
-            "fit_seconds": seconds,
-            "epochs": epochs,
-            "seconds_per_epoch": seconds / epochs if epochs else None,
-            "best_iteration": fit.metrics["best_iteration"],
-            "fit_rss_rise_mb": rss.peak_mb - rss.start_mb,
-            "train_rows": int(frames.train[1].notna().sum()),
-        }
-        fitted[family] = fit.model
+    saved = OUT / f"zoo_members_{name}.pkl"
+    if reuse and saved.exists():  # the members of an earlier run, to rerun the ensembles alone
+        results, fitted = pickle.loads(saved.read_bytes())
+        print(f"members and their figures from {saved}")
+        for family in fitted:
+            _line(family, results[family])
+    for family in [m for m in members if m not in fitted]:
+        # each family in a process of its own: its RSS figure is its own, and no family
+        # inherits the state another left (in one process, the Transformer fitted after the
+        # LSTM ran ~30x slower per epoch on this machine, not yet explained)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "fit.pkl"
+            subprocess.run(
+                [sys.executable, __file__, "--child", name, family, str(out)], check=True
+            )
+            results[family], fitted[family] = pickle.loads(out.read_bytes())
         _line(family, results[family])
+    saved.write_bytes(pickle.dumps((results, fitted)))
     regime = market_regime(bars)
     ensembles = {
         "average": WeightedAverage(dict(fitted), prefit=True),
         "regime": RegimeEnsemble(dict(fitted), regime=regime, prefit=True),
-        "stacking": Stacking({f: make_processed(f, seed=0) for f in stack_members}),
+        "stacking": Stacking(dict(fitted), source="valid", prefit=True),
     }
+    if stack_members:
+        ensembles["stacking_oof"] = Stacking({f: make_processed(f, seed=0) for f in stack_members})
     for kind, ensemble in ensembles.items():
         frames, _, _ = prepare_frames(panel, label, seg, ensemble)
         with RssPeak() as rss:
             t = time.perf_counter()
             fit = fit_frames(ensemble, frames)
             seconds = time.perf_counter() - t
-        chosen = stack_members if kind == "stacking" else list(fitted)
+        chosen = stack_members if kind == "stacking_oof" else list(fitted)
         best_member = max(chosen, key=lambda m: results[m]["valid"]["rank_ic"])
         best_fitted = max(chosen, key=lambda m: results[m]["weights_days"]["rank_ic"])
         results[kind] = {
             "weights_days": figures(fit.model, frames, "weights"),
+            "cross_fitted": figures(fit.model, frames, "cross"),
             "valid": figures(fit.model, frames, "valid"),
             "test": figures(fit.model, frames, "test"),
             "fit_seconds": seconds,
@@ -197,11 +207,38 @@ def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
             r["valid"]["rank_ic"] > results[best_member]["valid"]["rank_ic"]
         )
         r["beats_best_member_test"] = r["test"]["rank_ic"] > results[best_member]["test"]["rank_ic"]
-        r["beats_best_member_weights_days"] = (
-            r["weights_days"]["rank_ic"] > results[best_fitted]["weights_days"]["rank_ic"]
-        )
+        best_there = results[best_fitted]["weights_days"]["rank_ic"]
+        r["beats_best_member_weights_days"] = r["weights_days"]["rank_ic"] > best_there
+        r["beats_best_member_cross_fitted"] = r["cross_fitted"]["rank_ic"] > best_there
         _line(kind, r)
     return results
+
+
+def fit_family(market: str, family: str, out: Path) -> None:
+    """Fit one family on `market` and pickle its figures and the fitted model to `out`."""
+    bars, seg = sim_bars() if market == "sim" else csi300_bars()
+    panel = feature_frame(bars, "alpha158")
+    label = forward_label(bars)
+    deep = family in ("cnn", "lstm", "transformer")
+    estimator = make_processed(family, seed=0, **({"progress": True} if deep else {}))
+    frames, _, _ = prepare_frames(panel, label, seg, estimator)
+    with RssPeak() as rss:
+        t = time.perf_counter()
+        fit = fit_frames(estimator, frames)
+        seconds = time.perf_counter() - t
+    epochs = len(next(iter(fit.model.curves_.values()), [])) if deep else 0
+    result = {
+        "weights_days": figures(fit.model, frames, "weights"),
+        "valid": figures(fit.model, frames, "valid"),
+        "test": figures(fit.model, frames, "test"),
+        "fit_seconds": seconds,
+        "epochs": epochs,
+        "seconds_per_epoch": seconds / epochs if epochs else None,
+        "best_iteration": fit.metrics["best_iteration"],
+        "fit_rss_rise_mb": rss.peak_mb - rss.start_mb,
+        "train_rows": int(frames.train[1].notna().sum()),
+    }
+    out.write_bytes(pickle.dumps((result, fit.model)))
 
 
 def _line(name: str, r: dict) -> None:
@@ -214,23 +251,25 @@ def _line(name: str, r: dict) -> None:
 
 def table(results: dict) -> str:
     """A markdown table of the figures, LightGBM first, with the ensembles' verdicts."""
-    rows = ["| model | weights' days rank IC | valid rank IC | test IC | test rank IC | test rank "
-            f"ICIR | test top-{TOP} excess (bp/day) | fit (s) | s/epoch |",
-            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| model | weights' days rank IC | cross-fitted there | valid rank IC | test IC | test "
+            f"rank IC | test rank ICIR | test top-{TOP} excess (bp/day) | fit (s) | s/epoch |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in results.items():
         v, t = r["valid"], r["test"]
         per = f"{r['seconds_per_epoch']:.1f}" if r.get("seconds_per_epoch") else ""
         w = r["weights_days"]["rank_ic"]
-        rows.append(f"| {name} | {w:+.4f} | {v['rank_ic']:+.4f} | {t['ic']:+.4f} | {t['rank_ic']:+.4f} | "
-                    f"{t['rank_icir']:+.3f} | {t[f'top{TOP}_excess'] * 1e4:+.1f} | "
+        c = f"{r['cross_fitted']['rank_ic']:+.4f}" if "cross_fitted" in r else ""
+        rows.append(f"| {name} | {w:+.4f} | {c} | {v['rank_ic']:+.4f} | {t['ic']:+.4f} | "
+                    f"{t['rank_ic']:+.4f} | {t['rank_icir']:+.3f} | {t[f'top{TOP}_excess'] * 1e4:+.1f} | "
                     f"{r['fit_seconds']:.1f} | {per} |")  # fmt: skip
-    for kind in ("average", "stacking", "regime"):
+    for kind in ("average", "stacking", "regime", "stacking_oof"):
         if kind in results:
             r = results[kind]
             rows.append(f"\n{kind}: on the weights' days beats its best member there "
-                        f"({r['best_member_weights_days']}): {r['beats_best_member_weights_days']}; "
-                        f"on the report days beats {r['best_member']}: "
-                        f"{r['beats_best_member_valid']}; on test: {r['beats_best_member_test']}")  # fmt: skip
+                        f"({r['best_member_weights_days']}): fitted {r['beats_best_member_weights_days']}, "
+                        f"cross-fitted {r['beats_best_member_cross_fitted']}; on the report days beats "
+                        f"{r['best_member']}: {r['beats_best_member_valid']}; on test: "
+                        f"{r['beats_best_member_test']}")  # fmt: skip
     return "\n".join(rows)
 
 
@@ -261,11 +300,29 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--market", choices=["sim", "csi300", "both"], default="both")
     parser.add_argument("--members", default=",".join(FAMILIES))
-    parser.add_argument("--stack-members", default="lgbm,xgb,rf")
+    parser.add_argument(
+        "--oof-stacking",
+        action="store_true",
+        help="add the classic stacking on out-of-fold training scores",
+    )
+    parser.add_argument(
+        "--stack-members", default="lgbm,xgb,rf", help="members of the out-of-fold stacking"
+    )
+    parser.add_argument(
+        "--reuse-members",
+        action="store_true",
+        help="take the fitted members of the last run (saved in the output folder)",
+    )
+    parser.add_argument(
+        "--child", nargs=3, metavar=("MARKET", "FAMILY", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.child:
+        fit_family(args.child[0], args.child[1], Path(args.child[2]))
+        return
     members = args.members.split(",")
-    stack = args.stack_members.split(",")
+    stack = args.stack_members.split(",") if args.oof_stacking else None
     OUT.mkdir(parents=True, exist_ok=True)
     markets = []
     if args.market in ("sim", "both"):
@@ -275,7 +332,7 @@ def main() -> None:
         if loaded is not None:
             markets.append(("csi300", *loaded))
     for name, bars, seg in markets:
-        results = run_market(name, bars, seg, members, stack)
+        results = run_market(name, bars, seg, members, stack, args.reuse_members)
         print("\n" + table(results))
         (OUT / f"zoo_{name}.json").write_text(json.dumps(results, indent=1, default=str))
         plot(results, OUT / f"zoo_{name}.png", f"Zoo on {name}: rank IC, valid vs test")

@@ -10,11 +10,14 @@ What is fitted on what (nothing on the test segment): members on the training ro
 the validation rows for their early stopping; member weights on the validation rows (or the
 training rows' out-of-fold predictions); the probability calibration on the validation
 rows. Every ensemble gives `predict` (the score), `predict_frame` (score, probability,
-confidence), `member_scores`, `weights_`, `feature_importance_` and `member_importance_`.
+confidence), `member_scores`, `weights_`, `feature_importance_` and `member_importance_`,
+and `cross_fitted`: its validation scores with the weighting fitted on other validation
+dates, the honest figure to compare with its members' validation IC.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from sklearn.base import clone
 from quant_assets.factors.screening import rank_ic_table
 from quant_assets.models.base import Validation, ZooModel, check_panel, target_rows
 from quant_assets.models.calibration import TOP_SHARE, Calibrator, calibrate
+from quant_assets.models.processing import cs_rank
 from quant_assets.models.segments import LABEL_HORIZON
 
 log = logging.getLogger(__name__)
@@ -227,6 +231,44 @@ class _Ensemble(ZooModel):
     def _combine(self, z: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
+    def _fit_weights(self, scores: pd.DataFrame, target: pd.Series) -> None:
+        """Set the member weighting from the fitted members' `scores` on validation rows and
+        their `target` (NaN rows are context). Assigns attributes, never mutates them, so a
+        shallow copy can be re-weighted without touching the original (`cross_fitted`)."""
+        raise NotImplementedError
+
+    @property
+    def weighs_on_valid(self) -> bool:
+        """Whether the member weighting was fitted on the validation rows."""
+        return True
+
+    def cross_fitted(
+        self, X: pd.DataFrame, y: pd.Series, n_folds: int = 5, gap: int = LABEL_HORIZON
+    ) -> pd.Series:
+        """The fitted ensemble's scores on validation rows (`X`, `y`) with the weighting
+        cross-fitted: the target dates in `n_folds` blocks, each block scored with weights
+        fitted on the other blocks less `gap` dates on each side (their labels read the
+        block's prices); the members stay as fitted. Scoring the rows the weights were fitted
+        on only shows that the fit fits; this is the figure to compare with the members' IC
+        on the same rows. An ensemble weighted elsewhere (stacking on out-of-fold training
+        scores) gives its plain scores. Rows of the dates with a target, in `X`'s order."""
+        check_panel(X, y)
+        scores = self.member_scores(X)
+        z = per_date_zscore(scores)
+        dates = X.index.get_level_values("date")
+        target_dates = _target_dates(y)
+        if not self.weighs_on_valid:
+            keep = np.asarray(dates.isin(target_dates))
+            return pd.Series(self._combine(z[keep]), index=X.index[keep], name="score")
+        parts = []
+        for fold in blocked_folds(target_dates, n_folds, gap):
+            twin = copy.copy(self)
+            learn = np.asarray(dates.isin(fold.train))
+            twin._fit_weights(scores[learn], y[learn])
+            held = np.asarray(dates.isin(fold.held_out))
+            parts.append(pd.Series(twin._combine(z[held]), index=X.index[held]))
+        return pd.concat(parts).rename("score")
+
     def predict(self, X: pd.DataFrame) -> pd.Series:
         z = per_date_zscore(self.member_scores(X))
         return pd.Series(self._combine(z), index=X.index, name="score")
@@ -309,17 +351,19 @@ class WeightedAverage(_Ensemble):
         if valid is None:
             raise ValueError("WeightedAverage weighs members on validation rows: pass valid")
         self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
-        scores = self.member_scores(valid[0])
-        ic = _mean_ic(scores, valid[1], self.min_names)
+        self._fit_weights(self.member_scores(valid[0]), valid[1])
+        self._finish(X, valid)
+        return self
+
+    def _fit_weights(self, scores: pd.DataFrame, target: pd.Series) -> None:
+        ic = _mean_ic(scores, target, self.min_names)
         self.daily_ic_ = ic
         self.member_ic_ = ic.mean().reindex(list(self.members)).rename("valid_rank_ic")
         if self.weighting == "max_ic":
-            rows = target_rows(valid[1])
+            rows = target_rows(target)
             self.weights_ = max_ic_weights(per_date_zscore(scores[rows]), self.member_ic_)
         else:
             self.weights_ = positive_weights(self.member_ic_)
-        self._finish(X, valid)
-        return self
 
     def _combine(self, z: pd.DataFrame) -> np.ndarray:
         return z.to_numpy(np.float64) @ self.weights_.to_numpy(np.float64)
@@ -332,15 +376,26 @@ class WeightedAverage(_Ensemble):
 
 
 class Stacking(_Ensemble):
-    """A meta-learner on the members' out-of-fold scores: `n_folds` blocked folds of the
-    training dates in time order, each purged of `gap` dates (the label horizon) on both
-    sides, give every training row a member score from models that never saw its label; the
-    meta-learner ("ridge", or "lgbm": a small LightGBM) learns the target from those scores
-    z-scored per date; the members are then refitted on the whole training window.
+    """A meta-learner on the members' out-of-sample scores, z-scored per date, learning the
+    target. Where those scores come from (`source`):
 
-    Fitted: `folds_`, `oof_` (the out-of-fold scores), `meta_`, `coef_` (ridge) and
-    `weights_`, the positive part of the ridge coefficients (or the LightGBM meta's gains)
-    normalised: the members' say in the combined importance and the confidence."""
+    - "oof" (classic stacking): `n_folds` blocked folds of the training dates in time order,
+      each purged of `gap` dates (the label horizon) on both sides, give every training row a
+      member score from copies that never saw its label; the members are then refitted on
+      the whole training window (or taken as fitted, with `prefit`). It costs each member
+      `n_folds` extra fits, and `valid` serves only early stopping and calibration.
+    - "valid" (the hold-out form): the members fitted on train score the validation rows,
+      whose labels they never learned from (their early stopping aside), and the meta-learner
+      learns from those. No extra fit, so every member can take part, networks included.
+
+    The meta-learner is "ridge" (non-negative coefficients by default, `positive`: betting
+    against a member that ranks names well is an artefact of collinear members) or "lgbm" (a
+    small LightGBM). With `rank_target` (the default) it learns the target's per-date rank
+    (`cs_rank`), the order a rank IC judges: on the raw values a few extreme returns decide
+    the fit, and members that happen to score them well win weight they do not earn on the
+    order of the rest. Fitted: `meta_`, `coef_` (ridge), `weights_` (the positive part of the
+    ridge coefficients, or the LightGBM meta's gains, normalised: the members' say in the
+    combined importance and the confidence), and with "oof" `folds_` and `oof_`."""
 
     family: ClassVar[str] = "stacking"
 
@@ -354,6 +409,10 @@ class Stacking(_Ensemble):
         min_names: int = 10,
         share: float = TOP_SHARE,
         seed: int = 0,
+        source: str = "oof",
+        positive: bool = True,
+        rank_target: bool = True,
+        prefit: bool = False,
     ) -> None:
         self.members = members
         self.n_folds = n_folds
@@ -363,24 +422,61 @@ class Stacking(_Ensemble):
         self.min_names = min_names
         self.share = share
         self.seed = seed
+        self.source = source
+        self.positive = positive
+        self.rank_target = rank_target
+        self.prefit = prefit
+
+    @property
+    def weighs_on_valid(self) -> bool:
+        return self.source == "valid"
 
     def fit(self, X: pd.DataFrame, y: pd.Series, valid: Validation | None = None) -> Stacking:
-        """Out-of-fold scores, the meta-learner on them, then the members on all of train;
-        `valid` serves early stopping (members and the LightGBM meta) and calibration."""
+        """The members' out-of-sample scores (out-of-fold on train, or on `valid`), then the
+        meta-learner on them; `valid` also serves early stopping and calibration."""
         self._check(X, y)
         if self.meta not in ("ridge", "lgbm"):
             raise ValueError(f"meta must be 'ridge' or 'lgbm', got {self.meta!r}")
-        oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
-        self.oof_ = oof
-        target = y.reindex(oof.index)
-        rows = target_rows(target)
-        z = per_date_zscore(oof)
-        self.members_ = _fit_members(self.members, X, y, valid)
+        if self.source not in ("oof", "valid"):
+            raise ValueError(f"source must be 'oof' or 'valid', got {self.source!r}")
+        if self.source == "valid" and valid is None:
+            raise ValueError("Stacking with source='valid' learns on validation rows: pass valid")
+        if self.source == "oof":
+            oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
+            self.oof_ = oof
+            self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
+            meta_valid = None
+            if valid is not None:
+                meta_valid = (per_date_zscore(self.member_scores(valid[0])), valid[1])
+            self._fit_weights(oof, y.reindex(oof.index), meta_valid)
+        else:
+            self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
+            self._fit_weights(self.member_scores(valid[0]), valid[1])
         names = list(self.members)
+        if valid is not None:
+            ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+        else:
+            ic = _mean_ic(self.oof_, y.reindex(self.oof_.index), self.min_names)
+        self.member_ic_ = ic.mean().reindex(names).rename("rank_ic")
+        self._finish(X, valid)
+        return self
+
+    def _fit_weights(
+        self, scores: pd.DataFrame, target: pd.Series, meta_valid: Validation | None = None
+    ) -> None:
+        """The meta-learner on `scores`; `meta_valid` (z-scored member scores and target of
+        rows it does not learn from) early-stops the LightGBM meta."""
+        rows = target_rows(target)
+        z = per_date_zscore(scores)
+        names = list(self.members)
+        if self.rank_target:
+            target = cs_rank(target)
         if self.meta == "ridge":
             from sklearn.linear_model import Ridge
 
-            self.meta_ = Ridge(alpha=self.alpha).fit(z.to_numpy()[rows], target.to_numpy()[rows])
+            self.meta_ = Ridge(alpha=self.alpha, positive=self.positive).fit(
+                z.to_numpy()[rows], target.to_numpy()[rows]
+            )
             self.coef_ = pd.Series(self.meta_.coef_, index=names, name="coef")
             weights = self.coef_
         else:
@@ -397,19 +493,9 @@ class Stacking(_Ensemble):
                 num_threads=1,  # a booster this small gains nothing from threads
                 seed=self.seed,
             )
-            meta_valid = None
-            if valid is not None:
-                meta_valid = (per_date_zscore(self.member_scores(valid[0])), valid[1])
             self.meta_.fit(z[rows], target[rows], meta_valid)
             weights = self.meta_.feature_importance_
         self.weights_ = positive_weights(pd.Series(weights.to_numpy(), index=names))
-        if valid is not None:
-            ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
-        else:
-            ic = _mean_ic(oof, target, self.min_names)
-        self.member_ic_ = ic.mean().reindex(names).rename("rank_ic")
-        self._finish(X, valid)
-        return self
 
     def _combine(self, z: pd.DataFrame) -> np.ndarray:
         if self.meta == "ridge":
@@ -521,10 +607,20 @@ class RegimeEnsemble(_Ensemble):
             missing = list(self.thresholds_.index[self.thresholds_.isna()])
             raise ValueError(f"the regime frame has no value on the training dates for {missing}")
         self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
-        ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+        self.oof_ic_ = None
         if self.source == "oof":
             oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
-            ic = pd.concat([_mean_ic(oof, y.reindex(oof.index), self.min_names), ic])
+            self.oof_ic_ = _mean_ic(oof, y.reindex(oof.index), self.min_names)
+        self._fit_weights(self.member_scores(valid[0]), valid[1])
+        self._finish(X, valid)
+        return self
+
+    def _fit_weights(self, scores: pd.DataFrame, target: pd.Series) -> None:
+        """Overall and per-state weights from the daily ICs of the validation rows (and the
+        out-of-fold training dates' with `source="oof"`)."""
+        ic = _mean_ic(scores, target, self.min_names)
+        if self.oof_ic_ is not None:
+            ic = pd.concat([self.oof_ic_, ic])
         names = list(self.members)
         ic = ic.reindex(columns=names)
         self.daily_ic_ = ic
@@ -533,8 +629,7 @@ class RegimeEnsemble(_Ensemble):
         # over the state's dates; out-of-fold scores give no such rows: IC-proportional
         z = None
         if self.source == "valid":
-            scores = self.member_scores(valid[0])[target_rows(valid[1])]
-            z = per_date_zscore(scores)
+            z = per_date_zscore(scores[target_rows(target)])
         weigh = (lambda own, dates: max_ic_weights(z[z.index.get_level_values("date").isin(dates)],
                                                    own)) if z is not None else (
             lambda own, dates: positive_weights(own))  # fmt: skip
@@ -550,8 +645,6 @@ class RegimeEnsemble(_Ensemble):
         self.state_dates_ = pd.Series(counts, name="dates", dtype="int64")
         self.state_weights_ = pd.DataFrame(rows, index=names).T
         self.state_weights_.index.name = "state"
-        self._finish(X, valid)
-        return self
 
     def _row_weights(self, index: pd.Index) -> np.ndarray:
         dates = pd.DatetimeIndex(index.get_level_values("date"))

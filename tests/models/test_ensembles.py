@@ -295,3 +295,70 @@ def test_max_ic_weights_count_a_near_copy_once_and_drop_a_useless_member():
     # members without a positive IC get nothing; one positive member takes everything
     lone = max_ic_weights(z, pd.Series({"a": 0.05, "a_copy": -0.01, "b": 0.0, "weak": np.nan}))
     assert lone.to_dict() == {"a": 1.0, "a_copy": 0.0, "b": 0.0, "weak": 0.0}
+
+
+def test_stacking_on_validation_scores_learns_from_validation_and_refits_no_member():
+    X, y = planted()
+    FITTED_DATES.clear()
+    train, valid, test = cut(X, y, 0, 50), cut(X, y, 52, 70), cut(X, y, 72, 90)
+    members = {"a": Recorder("a"), "noise": Recorder("n1"), "b": Recorder("b", sign=-1.0)}
+    model = Stacking(members, source="valid").fit(*train, valid=valid)
+    train_dates = set(train[0].index.get_level_values("date"))
+    assert len(FITTED_DATES) == 3  # each member fitted once, on train only
+    assert all(dates == train_dates for dates in FITTED_DATES)
+    assert not hasattr(model, "oof_")
+    assert model.weights_["a"] > model.weights_["b"] > model.weights_["noise"]
+    assert (model.coef_ >= 0).all()  # non-negative meta by default
+    assert mean_ic(model.predict(test[0]), test[1]) > mean_ic(test[0]["a"], test[1])
+    # the meta-learner learns from the validation labels: other labels, other coefficients
+    flipped = Stacking(members, source="valid").fit(*train, valid=(valid[0], -valid[1]))
+    assert flipped.coef_["noise"] >= 0 and flipped.coef_["a"] < model.coef_["a"]
+    with pytest.raises(ValueError, match="source='valid'"):
+        Stacking(members, source="valid").fit(*train)
+
+
+def test_cross_fitted_validation_scores_never_use_their_own_blocks_labels():
+    X, y = planted(120)
+    train, valid = cut(X, y, 0, 50), cut(X, y, 52, 120)
+    members = {"a": Column("a"), "noise": Column("n1"), "b": Column("b", sign=-1.0)}
+    valid_dates = valid[0].index.get_level_values("date").unique()
+    block = valid[0].index.get_level_values("date").isin(valid_dates[:10])  # the first of 5
+    changed = (valid[0], valid[1].where(~block, -valid[1]))
+    for make in (
+        lambda: WeightedAverage(members),
+        lambda: Stacking(members, source="valid"),
+        lambda: RegimeEnsemble(members, regime=pd.DataFrame({"v": np.arange(120.0)},
+                                                            index=X.index.levels[0]), min_dates=5),
+    ):  # fmt: skip
+        model = make().fit(*train, valid=valid)
+        weights = model.weights_.copy()
+        honest = model.cross_fitted(*valid, n_folds=5)
+        assert model.weights_.equals(weights)  # the fitted ensemble is left as it was
+        assert honest.index.equals(valid[0].index)
+        assert mean_ic(honest, valid[1]) > 0.2
+        # the first block's scores come from weights fitted on the other blocks only
+        other = make().fit(*train, valid=changed)
+        moved = other.cross_fitted(*changed, n_folds=5)
+        pd.testing.assert_series_equal(moved[block], honest[block])
+        assert not np.allclose(moved[~block], honest[~block])
+        assert not np.allclose(other.predict(valid[0])[block], model.predict(valid[0])[block])
+    # stacking weighted on out-of-fold training scores: its plain validation scores
+    oof = Stacking(members).fit(*train, valid=valid)
+    pd.testing.assert_series_equal(oof.cross_fitted(*valid), oof.predict(valid[0]))
+
+
+def test_stacking_weighs_members_by_the_order_they_give_not_by_a_few_extreme_returns():
+    X, y = planted()
+    rng = np.random.default_rng(5)
+    # two names a date with a return 40 standard deviations out, which only "tail" foresees
+    picked = X.groupby(level="date").sample(2, random_state=1).index
+    jump = pd.Series(0.0, index=X.index)
+    jump[picked] = rng.choice([-40.0, 40.0], size=len(picked))
+    X = X.assign(tail=jump)
+    y = (y + jump).rename("target")
+    train, valid = cut(X, y, 0, 50), cut(X, y, 52, 90)
+    members = {"order": Column("a"), "tail": Column("tail")}
+    ranked = Stacking(members, source="valid").fit(*train, valid=valid)
+    raw = Stacking(members, source="valid", rank_target=False).fit(*train, valid=valid)
+    assert raw.weights_["tail"] > raw.weights_["order"]  # the extremes decide a fit on values
+    assert ranked.weights_["order"] > ranked.weights_["tail"]
