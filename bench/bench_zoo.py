@@ -274,23 +274,33 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path, title: str) -> None:
+    """Rank IC per model: on the weights' days (fitted; for an ensemble also cross-fitted),
+    the report days and test."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    valid = [results[n]["valid"]["rank_ic"] for n in names]
-    test = [results[n]["test"]["rank_ic"] for n in names]
+    series = {
+        "weights' days (ensembles: fitted)": [results[n]["weights_days"]["rank_ic"] for n in names],
+        "weights' days, cross-fitted": [
+            results[n]["cross_fitted"]["rank_ic"] if "cross_fitted" in results[n] else np.nan
+            for n in names
+        ],
+        "report days": [results[n]["valid"]["rank_ic"] for n in names],
+        "test": [results[n]["test"]["rank_ic"] for n in names],
+    }
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(9, 4))
-    ax.bar(x - 0.2, valid, 0.4, label="valid (report days)")
-    ax.bar(x + 0.2, test, 0.4, label="test")
+    width = 0.2
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for k, (label, values) in enumerate(series.items()):
+        ax.bar(x + (k - 1.5) * width, values, width, label=label)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, names, rotation=30)
     ax.set_ylabel("mean daily rank IC")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -335,7 +345,7 @@ def main() -> None:
         results = run_market(name, bars, seg, members, stack, args.reuse_members)
         print("\n" + table(results))
         (OUT / f"zoo_{name}.json").write_text(json.dumps(results, indent=1, default=str))
-        plot(results, OUT / f"zoo_{name}.png", f"Zoo on {name}: rank IC, valid vs test")
+        plot(results, OUT / f"zoo_{name}.png", f"Zoo and ensembles on {name}: rank IC")
         print(f"figures: {OUT / f'zoo_{name}.json'}, plot: {OUT / f'zoo_{name}.png'}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
