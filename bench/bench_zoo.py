@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_zoo.py [--market sim|csi300|both] [--members lgbm,xgb,...]
 
 Each family of the zoo is fitted once per market on Alpha158 (train, then early stopping on
-the first part of valid), each in a process of its own, and scored on the rest of valid (the "report" days early stopping
-never saw) and on test. The ensembles are built from those fitted members: the weighted
+the first part of valid), each in a process of its own, and scored on the rest of valid
+(the "report" days early stopping never saw) and on test. The ensembles are built from those fitted members: the weighted
 average, the regime ensemble and stacking (a non-negative ridge on the members' validation
 scores) weigh them on the early-stopping days ("weights' days"); `--oof-stacking` adds the
 classic stacking, its members refitted on purged out-of-fold training windows (the trees
@@ -58,7 +58,7 @@ from quant_assets.models.walk_forward import (  # noqa: E402
     fit_frames,
     prepare_frames,
 )
-from quant_assets.models.zoo import FAMILIES, make_processed  # noqa: E402
+from quant_assets.models.zoo import FAMILIES, NETWORK_FAMILIES, make_processed  # noqa: E402
 
 CSI300_SEGMENTS = {"train": ("2021-01-01", "2022-12-31"), "valid": ("2023-01-01", "2023-12-31"),
                    "test": ("2024-01-01", "2024-12-31")}  # fmt: skip
@@ -162,7 +162,7 @@ def run_market(name: str, bars: pd.DataFrame, seg: Segments, members: list[str],
     for family in [m for m in members if m not in fitted]:
         # each family in a process of its own: its RSS figure is its own, and no family
         # inherits the state another left (in one process, the Transformer fitted after the
-        # LSTM ran ~30x slower per epoch on this machine, not yet explained)
+        # LSTM ran about 10x slower per epoch on one machine, not yet explained)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "fit.pkl"
             subprocess.run(
@@ -219,7 +219,7 @@ def fit_family(market: str, family: str, out: Path) -> None:
     bars, seg = sim_bars() if market == "sim" else csi300_bars()
     panel = feature_frame(bars, "alpha158")
     label = forward_label(bars)
-    deep = family in ("cnn", "lstm", "transformer")
+    deep = family in NETWORK_FAMILIES
     estimator = make_processed(family, seed=0, **({"progress": True} if deep else {}))
     frames, _, _ = prepare_frames(panel, label, seg, estimator)
     with RssPeak() as rss:

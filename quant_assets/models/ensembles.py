@@ -152,7 +152,7 @@ def blocked_folds(dates: pd.DatetimeIndex, n_folds: int, gap: int) -> list[Fold]
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if len(dates) < n_folds:
-        raise ValueError(f"{len(dates)} training dates are too few for {n_folds} folds")
+        raise ValueError(f"{len(dates)} dates with a target are too few for {n_folds} folds")
     folds = []
     for block in np.array_split(np.arange(len(dates)), n_folds):
         a, b = int(block[0]), int(block[-1]) + 1
@@ -289,8 +289,11 @@ class _Ensemble(ZooModel):
             index=X.index,
         )
 
-    def _finish(self, X: pd.DataFrame, valid: Validation | None) -> None:
-        """Importance, curves, best iterations and the calibration, once `weights_` is set."""
+    def _finish(
+        self, X: pd.DataFrame, valid: Validation | None, valid_scores: pd.DataFrame | None
+    ) -> None:
+        """Importance, curves, best iterations and the calibration, once `weights_` is set;
+        `valid_scores` are the members' scores of `valid`'s rows (None without `valid`)."""
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         importance = {}
         for name, model in self.members_.items():
@@ -313,8 +316,9 @@ class _Ensemble(ZooModel):
         }
         self.best_iteration_ = max(self.member_best_iteration_.values(), default=0)
         self.calibrator_ = None
-        if valid is not None:
-            score = self.predict(valid[0])
+        if valid is not None and valid_scores is not None:
+            z = per_date_zscore(valid_scores)
+            score = pd.Series(self._combine(z), index=valid[0].index, name="score")
             self.calibrator_ = calibrate(score, valid[1], self.share)
 
 
@@ -351,8 +355,9 @@ class WeightedAverage(_Ensemble):
         if valid is None:
             raise ValueError("WeightedAverage weighs members on validation rows: pass valid")
         self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
-        self._fit_weights(self.member_scores(valid[0]), valid[1])
-        self._finish(X, valid)
+        scores = self.member_scores(valid[0])
+        self._fit_weights(scores, valid[1])
+        self._finish(X, valid, scores)
         return self
 
     def _fit_weights(self, scores: pd.DataFrame, target: pd.Series) -> None:
@@ -442,23 +447,20 @@ class Stacking(_Ensemble):
         if self.source == "valid" and valid is None:
             raise ValueError("Stacking with source='valid' learns on validation rows: pass valid")
         if self.source == "oof":
-            oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
-            self.oof_ = oof
-            self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
-            meta_valid = None
-            if valid is not None:
-                meta_valid = (per_date_zscore(self.member_scores(valid[0])), valid[1])
-            self._fit_weights(oof, y.reindex(oof.index), meta_valid)
+            self.oof_, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
+        self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
+        scores = self.member_scores(valid[0]) if valid is not None else None
+        if self.source == "oof":
+            meta_valid = (per_date_zscore(scores), valid[1]) if scores is not None else None
+            self._fit_weights(self.oof_, y.reindex(self.oof_.index), meta_valid)
         else:
-            self.members_ = _fit_members(self.members, X, y, valid, self.prefit)
-            self._fit_weights(self.member_scores(valid[0]), valid[1])
-        names = list(self.members)
-        if valid is not None:
-            ic = _mean_ic(self.member_scores(valid[0]), valid[1], self.min_names)
+            self._fit_weights(scores, valid[1])
+        if scores is not None:
+            ic = _mean_ic(scores, valid[1], self.min_names)
         else:
             ic = _mean_ic(self.oof_, y.reindex(self.oof_.index), self.min_names)
-        self.member_ic_ = ic.mean().reindex(names).rename("rank_ic")
-        self._finish(X, valid)
+        self.member_ic_ = ic.mean().reindex(list(self.members)).rename("rank_ic")
+        self._finish(X, valid, scores)
         return self
 
     def _fit_weights(
@@ -611,8 +613,9 @@ class RegimeEnsemble(_Ensemble):
         if self.source == "oof":
             oof, self.folds_ = out_of_fold(self.members, X, y, valid, self.n_folds, self.gap)
             self.oof_ic_ = _mean_ic(oof, y.reindex(oof.index), self.min_names)
-        self._fit_weights(self.member_scores(valid[0]), valid[1])
-        self._finish(X, valid)
+        scores = self.member_scores(valid[0])
+        self._fit_weights(scores, valid[1])
+        self._finish(X, valid, scores)
         return self
 
     def _fit_weights(self, scores: pd.DataFrame, target: pd.Series) -> None:
